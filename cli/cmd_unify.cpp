@@ -1,0 +1,81 @@
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.hpp"
+#include "cli/format.hpp"
+#include "os/error.hpp"
+#include "unify/unifier.hpp"
+
+namespace vunify::cli {
+
+namespace {
+
+struct UnifyArgs {
+  std::vector<std::string> guests;
+  bool all = false;
+  unify::UnifyOptions opts;
+};
+
+nlohmann::json to_json(const unify::UnifyReport& r) {
+  return {{"guests", r.guests},
+          {"files_scanned", r.files_scanned},
+          {"already_shared", r.already_shared},
+          {"skipped_hardlinks", r.skipped_hardlinks},
+          {"skipped_small", r.skipped_small},
+          {"skipped_excluded", r.skipped_excluded},
+          {"files_read", r.files_read},
+          {"bytes_read", r.bytes_read},
+          {"cached_hashes", r.cached_hashes},
+          {"files_compared", r.files_compared},
+          {"collisions", r.collisions},
+          {"files_linked", r.files_linked},
+          {"objects_created", r.objects_created},
+          {"bytes_saved", r.bytes_saved},
+          {"changed_during_run", r.changed_during_run},
+          {"seconds", r.seconds},
+          {"warnings", r.warnings}};
+}
+
+void print_report(const unify::UnifyReport& r, bool dry_run) {
+  for (const auto& w : r.warnings) fmt::print(stderr, "warning: {}\n", w);
+  fmt::print("{}{} files linked into {} new objects, {} saved ({} guests, {} files scanned, {} already shared, {} read, "
+             "{:.2f} s)\n",
+             dry_run ? "dry run: would link " : "", r.files_linked, r.objects_created, human_bytes(r.bytes_saved), r.guests,
+             r.files_scanned, r.already_shared, human_bytes(r.bytes_read), r.seconds);
+  if (r.skipped_hardlinks)
+    fmt::print("{} files with guest-internal hard links left alone\n", r.skipped_hardlinks);
+  if (r.collisions) fmt::print("{} hash collisions with different bytes kept apart\n", r.collisions);
+  if (r.changed_during_run) fmt::print("{} files changed during the run and were left alone\n", r.changed_during_run);
+}
+
+}  // namespace
+
+void add_unify_command(CLI::App& app, Globals& g) {
+  auto args = std::make_shared<UnifyArgs>();
+  auto* cmd = app.add_subcommand("unify", "Replace identical files of guests by links to shared store objects");
+  cmd->add_option("NAME", args->guests, "Guests to unify (with each other and the store)");
+  cmd->add_flag("--all", args->all, "Unify every guest in the pool");
+  cmd->add_flag("--ignore-mtime", args->opts.ignore_mtime, "Leave mtime out of the key; linked files take the object's mtime");
+  cmd->add_option("--min-size", args->opts.min_size, "Leave files smaller than this many bytes alone")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--exclude", args->opts.excludes,
+                  "Glob of files to leave alone (with '/': path from the guest root, else the file name); repeatable");
+  cmd->add_flag("--dry-run", args->opts.dry_run, "Report what would be linked, change nothing");
+  cmd->add_option("--threads", args->opts.threads, "Hashing threads (0: all cores)");
+  cmd->add_flag("--json", g.json, "Machine-readable summary");
+  cmd->callback([&g, args] {
+    if (args->all == !args->guests.empty()) throw os::UserError("name the guests to unify, or give --all");
+    unify::Pool pool(g.pool, unify::Access::Write);
+    ProgressLine progress;
+    args->opts.guests = args->guests;
+    args->opts.progress = [&progress](const std::string& line) { progress.update(line); };
+    unify::UnifyReport report = unify::unify(pool, args->opts);
+    progress.finish();
+    if (g.json)
+      fmt::print("{}\n", to_json(report).dump(2));
+    else
+      print_report(report, args->opts.dry_run);
+  });
+}
+
+}  // namespace vunify::cli

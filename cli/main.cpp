@@ -1,0 +1,42 @@
+// vunify: unify Linux guest trees into a shared store and present them safely.
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
+#include <exception>
+
+#include "cli/commands.hpp"
+#include "os/error.hpp"
+#include "unify/pool.hpp"
+
+int main(int argc, char** argv) {
+  using namespace vunify;
+  cli::Globals globals;
+  globals.pool = unify::Pool::default_root();
+  CLI::App app{"vunify: many Linux guests, one copy of their files.\n"
+               "Unifies identical files of guest trees into a hash-deduplicated store of immutable objects."};
+  app.set_version_flag("--version", "vunify 0.1.0");
+  app.option_defaults()->always_capture_default();
+  app.add_option("--pool", globals.pool, "Pool directory (env VUNIFY_POOL)")->envname("VUNIFY_POOL");
+  app.require_subcommand(1);
+  app.fallthrough();
+  cli::add_init_command(app, globals);
+  cli::add_guest_commands(app, globals);
+  cli::add_unify_command(app, globals);
+  cli::add_store_commands(app, globals);
+  cli::add_mount_commands(app, globals);
+  cli::add_template_commands(app, globals);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const cli::ExitStatus& e) {
+    return e.code;
+  } catch (const os::UserError& e) {
+    fmt::print(stderr, "vunify: {}\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "vunify: error: {}\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,125 @@
+#include "unify/fsck.hpp"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <set>
+
+#include "os/error.hpp"
+#include "os/walk.hpp"
+#include "unify/guests.hpp"
+#include "unify/store.hpp"
+
+namespace vunify::unify {
+
+namespace {
+
+void check_guests(Pool& pool, bool repair, FsckReport& r) {
+  std::set<std::string> rows;
+  for (const std::string& n : pool.guest_names()) rows.insert(n);
+  std::set<std::string> dirs;
+  os::walk_tree(pool.backing_fd(), [&](const os::WalkEntry& e) {
+    if (S_ISDIR(e.st.st_mode) && e.name[0] != '.') dirs.insert(e.name);
+    return false;
+  });
+  for (const std::string& n : rows) {
+    if (dirs.count(n)) continue;
+    r.problems.push_back(fmt::format("guest '{}' is in the index but has no tree", n));
+    if (repair) {
+      pool.index().prepare("DELETE FROM guests WHERE name=?").bind(1, n).run();
+      pool.index().prepare("DELETE FROM files WHERE guest=?").bind(1, n).run();
+      r.repaired.push_back(fmt::format("dropped guest '{}' from the index", n));
+    }
+  }
+  for (const std::string& n : dirs) {
+    if (rows.count(n)) continue;
+    r.problems.push_back(fmt::format("tree backing/{} is not a registered guest", n));
+    if (repair) {
+      try {
+        Pool::check_name(n, "guest");
+        register_guest(pool, n, "");
+        r.repaired.push_back(fmt::format("registered guest '{}'", n));
+      } catch (const os::UserError&) {
+        r.problems.push_back(fmt::format("backing/{} has an invalid guest name; rename or remove it by hand", n));
+      }
+    }
+  }
+}
+
+void check_objects(Pool& pool, bool repair, FsckReport& r) {
+  Store store(pool);
+  std::vector<int64_t> stale;
+  for (const ObjectRow& obj : store.load()) {
+    struct stat st {};
+    if (::fstatat(pool.objects_fd(), obj.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      r.problems.push_back(fmt::format("object {} is in the index but missing from the store", obj.name));
+      stale.push_back(obj.id);
+      continue;
+    }
+    if (st.st_ino != obj.ino) {
+      r.problems.push_back(fmt::format("object {} has another inode than the index says", obj.name));
+      stale.push_back(obj.id);
+      continue;
+    }
+    if (st.st_mode != obj.key.mode || st.st_uid != obj.key.uid || st.st_gid != obj.key.gid || st.st_size != obj.key.size ||
+        to_ns(st.st_mtim) != obj.key.mtime_ns)
+      r.problems.push_back(fmt::format("object {} changed metadata (mode/owner/size/mtime): a store object was modified "
+                                       "outside vunify; run 'vunify verify'",
+                                       obj.name));
+    char marker[256];
+    std::string p = pool.path("store/objects/" + obj.name);
+    ssize_t n = ::lgetxattr(p.c_str(), kObjectXattr, marker, sizeof marker);
+    if (n < 0 || std::string_view(marker, static_cast<size_t>(n)) != obj.name) {
+      r.problems.push_back(fmt::format("object {} lacks its store marker", obj.name));
+      if (repair && ::lsetxattr(p.c_str(), kObjectXattr, obj.name.data(), obj.name.size(), 0) == 0)
+        r.repaired.push_back(fmt::format("marked object {}", obj.name));
+    }
+  }
+  if (repair && !stale.empty()) {
+    for (int64_t id : stale) pool.index().prepare("DELETE FROM objects WHERE id=?").bind(1, id).run();
+    r.repaired.push_back(fmt::format("dropped {} stale object rows (rehashed below if still on disk)", stale.size()));
+  }
+  if (repair) {
+    size_t orphans = store.reconcile_orphans();
+    if (orphans) r.repaired.push_back(fmt::format("reconciled {} store entries missing from the index", orphans));
+  } else {
+    std::set<std::string> known;
+    for (const ObjectRow& obj : store.load()) known.insert(obj.name);
+    os::walk_tree(pool.objects_fd(), [&](const os::WalkEntry& e) {
+      if (S_ISDIR(e.st.st_mode)) return true;
+      if (!known.count(e.rel)) r.problems.push_back(fmt::format("store entry {} is not in the index", e.rel));
+      return false;
+    });
+  }
+}
+
+void check_temp_entries(Pool& pool, bool repair, FsckReport& r) {
+  for (const std::string& name : pool.guest_names()) {
+    int fd = os::try_open_beneath(pool.backing_fd(), name, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) continue;
+    os::unique_fd root(fd);
+    os::walk_tree(root.get(), [&](const os::WalkEntry& e) {
+      if (!std::string_view(e.name).starts_with(kTempPrefix)) return true;
+      r.problems.push_back(fmt::format("leftover temp entry {}:{}", name, e.rel));
+      if (repair && ::unlinkat(e.dirfd, e.name, 0) == 0) r.repaired.push_back(fmt::format("removed {}:{}", name, e.rel));
+      return false;
+    });
+  }
+}
+
+}  // namespace
+
+FsckReport fsck(Pool& pool, bool repair) {
+  FsckReport r;
+  r.recovered = pool.recovered();
+  check_guests(pool, repair, r);
+  check_objects(pool, repair, r);
+  check_temp_entries(pool, repair, r);
+  pool.index().exec("DELETE FROM files WHERE guest NOT IN (SELECT name FROM guests)");
+  return r;
+}
+
+}  // namespace vunify::unify

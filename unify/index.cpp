@@ -1,0 +1,165 @@
+#include "unify/index.hpp"
+
+#include <fmt/format.h>
+
+#include <stdexcept>
+
+#include "os/error.hpp"
+
+namespace vunify::unify {
+
+namespace {
+
+[[noreturn]] void fail(sqlite3* db, std::string_view what) {
+  int code = sqlite3_errcode(db);
+  std::string msg = fmt::format("index: {}: {}", what, sqlite3_errmsg(db));
+  if (code == SQLITE_FULL) msg += " (the pool's filesystem is full)";
+  throw std::runtime_error(msg);
+}
+
+// Each entry migrates the schema from version i to i+1.
+constexpr const char* kMigrations[] = {
+    R"sql(
+    CREATE TABLE guests(
+      name TEXT PRIMARY KEY,
+      created INTEGER NOT NULL,
+      template TEXT);
+    CREATE TABLE objects(
+      id INTEGER PRIMARY KEY,
+      name TEXT UNIQUE NOT NULL,      -- path under store/objects: "ab/cdef..."
+      content_hash TEXT NOT NULL,
+      size INTEGER NOT NULL,
+      mode INTEGER NOT NULL,
+      uid INTEGER NOT NULL,
+      gid INTEGER NOT NULL,
+      xattr_hash TEXT NOT NULL,
+      mtime_ns INTEGER NOT NULL,
+      ino INTEGER NOT NULL);
+    CREATE INDEX objects_by_size ON objects(size);
+    CREATE TABLE files(               -- content-hash cache of unshared guest files
+      guest TEXT NOT NULL,
+      path TEXT NOT NULL,
+      ino INTEGER NOT NULL,
+      size INTEGER NOT NULL,
+      mtime_ns INTEGER NOT NULL,
+      ctime_ns INTEGER NOT NULL,
+      content_hash TEXT NOT NULL,
+      PRIMARY KEY(guest, path)) WITHOUT ROWID;
+    CREATE TABLE pending_dirs(        -- directories a unify run is changing: times to restore
+      guest TEXT NOT NULL,
+      path TEXT NOT NULL,
+      atime_ns INTEGER NOT NULL,
+      mtime_ns INTEGER NOT NULL,
+      PRIMARY KEY(guest, path)) WITHOUT ROWID;
+    CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE templates(
+      name TEXT PRIMARY KEY,
+      created INTEGER NOT NULL,
+      source TEXT NOT NULL);
+    )sql",
+};
+
+}  // namespace
+
+Stmt::Stmt(sqlite3* db, std::string_view sql) : db_(db) {
+  if (sqlite3_prepare_v2(db, sql.data(), static_cast<int>(sql.size()), &stmt_, nullptr) != SQLITE_OK) fail(db, "prepare");
+}
+Stmt::Stmt(Stmt&& o) noexcept : db_(o.db_), stmt_(o.stmt_) { o.stmt_ = nullptr; }
+Stmt::~Stmt() { sqlite3_finalize(stmt_); }
+
+Stmt& Stmt::bind(int i, int64_t v) {
+  if (sqlite3_bind_int64(stmt_, i, v) != SQLITE_OK) fail(db_, "bind");
+  return *this;
+}
+Stmt& Stmt::bind(int i, std::string_view v) {
+  if (sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT) != SQLITE_OK) fail(db_, "bind");
+  return *this;
+}
+Stmt& Stmt::bind_null(int i) {
+  if (sqlite3_bind_null(stmt_, i) != SQLITE_OK) fail(db_, "bind");
+  return *this;
+}
+bool Stmt::step() {
+  int rc = sqlite3_step(stmt_);
+  if (rc == SQLITE_ROW) return true;
+  if (rc == SQLITE_DONE) return false;
+  fail(db_, "step");
+}
+void Stmt::run() {
+  while (step()) {
+  }
+  reset();
+}
+void Stmt::reset() {
+  sqlite3_reset(stmt_);
+  sqlite3_clear_bindings(stmt_);
+}
+int64_t Stmt::col_int(int i) const { return sqlite3_column_int64(stmt_, i); }
+std::string Stmt::col_text(int i) const {
+  auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, i));
+  return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(stmt_, i))) : std::string();
+}
+bool Stmt::col_null(int i) const { return sqlite3_column_type(stmt_, i) == SQLITE_NULL; }
+
+Index::Index(const std::string& path, bool create) : path_(path) {
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
+  if (sqlite3_open_v2(path.c_str(), &db_, flags, nullptr) != SQLITE_OK) {
+    std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
+    sqlite3_close(db_);
+    db_ = nullptr;
+    throw std::runtime_error(fmt::format("cannot open index {}: {}", path, msg));
+  }
+  sqlite3_busy_timeout(db_, 30000);
+  exec("PRAGMA journal_mode=WAL");
+  exec("PRAGMA synchronous=NORMAL");
+  exec("PRAGMA foreign_keys=ON");
+  migrate();
+}
+
+Index::~Index() { sqlite3_close(db_); }
+
+void Index::exec(std::string_view sql) {
+  char* err = nullptr;
+  std::string s(sql);
+  if (sqlite3_exec(db_, s.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : "unknown error";
+    sqlite3_free(err);
+    if (sqlite3_errcode(db_) == SQLITE_FULL) msg += " (the pool's filesystem is full)";
+    throw std::runtime_error(fmt::format("index {}: {}", path_, msg));
+  }
+}
+
+int Index::schema_version() {
+  Stmt s(db_, "PRAGMA user_version");
+  s.step();
+  return static_cast<int>(s.col_int(0));
+}
+
+void Index::migrate() {
+  int version = schema_version();
+  if (version > kSchemaVersion)
+    throw std::runtime_error(fmt::format("index {} has schema version {}, newer than this vunify ({}); upgrade vunify",
+                                         path_, version, kSchemaVersion));
+  for (int v = version; v < kSchemaVersion; ++v) {
+    Transaction tx(*this);
+    exec(kMigrations[v]);
+    exec(fmt::format("PRAGMA user_version={}", v + 1));
+    tx.commit();
+  }
+}
+
+Transaction::Transaction(Index& index) : index_(index) { index_.exec("BEGIN IMMEDIATE"); }
+Transaction::~Transaction() {
+  if (!done_) {
+    try {
+      index_.exec("ROLLBACK");
+    } catch (...) {
+    }
+  }
+}
+void Transaction::commit() {
+  index_.exec("COMMIT");
+  done_ = true;
+}
+
+}  // namespace vunify::unify

@@ -1,0 +1,85 @@
+// The pool: on-disk layout, init, lock, and recovery of interrupted runs.
+//
+//   POOL/vunify.db          SQLite index (WAL)
+//   POOL/vunify.lock        flock: exclusive for changes, shared for reads
+//   POOL/store/objects/ab/  shared immutable objects (hard-link targets)
+//   POOL/store/tmp/         objects being created
+//   POOL/backing/NAME/      each guest's real tree (0700)
+//   POOL/guests/NAME/       FUSE mount point of guest NAME (barrier); guests/NAME/root = guest root
+//   POOL/templates/NAME/    template trees
+//   POOL/etc/NAME.toml      guest configuration
+//   POOL/log/               daemon logs
+#pragma once
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "os/unique_fd.hpp"
+#include "unify/index.hpp"
+
+namespace vunify::unify {
+
+// Name of the temp entries vunify creates inside guest trees (removed by recovery).
+constexpr std::string_view kTempPrefix = ".vunify-tmp.";
+// Marker xattr on every store object: its name under store/objects.
+constexpr const char* kObjectXattr = "trusted.vunify.object";
+
+enum class Access { Read, Write };
+
+class Pool {
+ public:
+  // $VUNIFY_POOL, else /var/lib/vunify.
+  static std::string default_root();
+  // Creates the layout and the index. Refuses a foreign non-empty directory and a layout
+  // that would span filesystems. Idempotent on an existing pool.
+  static void init(const std::string& root);
+
+  // Opens an existing pool and takes its lock (shared for Read, exclusive for Write).
+  // A Write open first finishes the recovery of an interrupted run.
+  Pool(const std::string& root, Access access);
+  ~Pool();
+  Pool(const Pool&) = delete;
+  Pool& operator=(const Pool&) = delete;
+
+  const std::string& root() const { return root_; }
+  std::string path(std::string_view sub) const;
+  dev_t dev() const { return dev_; }
+  int fd() const { return root_fd_.get(); }
+  int objects_fd() const { return objects_fd_.get(); }
+  int store_tmp_fd() const { return store_tmp_fd_.get(); }
+  int backing_fd() const { return backing_fd_.get(); }
+  Index& index() { return *index_; }
+
+  std::vector<std::string> guest_names();
+  bool has_guest(std::string_view name);
+  // O_RDONLY|O_DIRECTORY fd of backing/NAME; throws UserError if there is no such guest.
+  os::unique_fd open_guest_root(const std::string& name);
+  // True if guests/NAME is a mount point (a mounted view).
+  bool guest_mounted(const std::string& name) const;
+
+  // Throws UserError unless `name` matches [A-Za-z0-9][A-Za-z0-9._-]* (at most 64 chars).
+  static void check_name(std::string_view name, std::string_view what);
+
+  // Restores directory times and removes temp entries left by an interrupted run.
+  // Returns the number of directories repaired. Called by Write opens.
+  size_t recover();
+  // What the Write open recovered (0 if the last run ended cleanly).
+  size_t recovered() const { return recovered_; }
+
+ private:
+  std::string root_;
+  dev_t dev_ = 0;
+  os::unique_fd lock_fd_;
+  os::unique_fd root_fd_, objects_fd_, store_tmp_fd_, backing_fd_;
+  std::unique_ptr<Index> index_;
+  size_t recovered_ = 0;
+};
+
+int64_t to_ns(const struct timespec& ts);
+struct timespec from_ns(int64_t ns);
+int64_t now_ns();
+
+}  // namespace vunify::unify

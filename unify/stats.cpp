@@ -1,0 +1,69 @@
+#include "unify/stats.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <unordered_set>
+
+#include "os/walk.hpp"
+#include "unify/store.hpp"
+
+namespace vunify::unify {
+
+namespace {
+
+uint64_t blocks(const struct stat& st) { return static_cast<uint64_t>(st.st_blocks) * 512; }
+
+GuestStats guest_stats(Pool& pool, const std::string& name, const std::unordered_set<ino_t>& object_inos) {
+  GuestStats g;
+  g.name = name;
+  os::unique_fd root = pool.open_guest_root(name);
+  struct stat rst {};
+  if (::fstat(root.get(), &rst) == 0) g.private_bytes += blocks(rst);
+  std::unordered_set<ino_t> seen;  // guest-internal hard links count once
+  os::walk_tree(root.get(), [&](const os::WalkEntry& e) {
+    const struct stat& st = e.st;
+    if (!S_ISREG(st.st_mode)) {
+      g.private_bytes += blocks(st);
+      g.standalone_bytes += blocks(st);
+      return true;
+    }
+    ++g.files;
+    g.apparent_bytes += static_cast<uint64_t>(st.st_size);
+    if (st.st_dev == pool.dev() && object_inos.count(st.st_ino)) {
+      ++g.shared_files;
+      uint64_t users = st.st_nlink > 1 ? st.st_nlink - 1 : 1;  // minus the store's own link
+      g.shared_bytes += blocks(st) / users;
+      g.standalone_bytes += blocks(st);
+    } else if (st.st_nlink == 1 || seen.insert(st.st_ino).second) {
+      g.private_bytes += blocks(st);
+      g.standalone_bytes += blocks(st);
+    }
+    return true;
+  });
+  return g;
+}
+
+}  // namespace
+
+PoolStats pool_stats(Pool& pool) {
+  PoolStats ps;
+  std::unordered_set<ino_t> object_inos;
+  for (const ObjectRow& obj : Store(pool).load()) {
+    struct stat st {};
+    if (::fstatat(pool.objects_fd(), obj.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+    object_inos.insert(st.st_ino);
+    ++ps.objects;
+    ps.object_bytes += blocks(st);
+  }
+  ps.disk_bytes = ps.object_bytes;
+  for (const std::string& name : pool.guest_names()) {
+    GuestStats g = guest_stats(pool, name, object_inos);
+    ps.disk_bytes += g.private_bytes;
+    ps.standalone_bytes += g.standalone_bytes;
+    ps.guests.push_back(std::move(g));
+  }
+  return ps;
+}
+
+}  // namespace vunify::unify

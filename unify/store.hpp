@@ -1,0 +1,63 @@
+// Store objects: immutable inodes under store/objects, one per distinct FileKey.
+#pragma once
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "unify/file_key.hpp"
+#include "unify/pool.hpp"
+
+namespace vunify::unify {
+
+struct ObjectRow {
+  int64_t id = 0;
+  std::string name;  // "ab/cdef..." under store/objects
+  FileKey key;       // with the object's real mtime
+  ino_t ino = 0;
+};
+
+struct GcReport {
+  uint64_t removed = 0, bytes_freed = 0, kept = 0;
+};
+
+struct VerifyProblem {
+  std::string object;
+  std::string problem;
+};
+
+class Store {
+ public:
+  explicit Store(Pool& pool) : pool_(pool) {}
+
+  std::vector<ObjectRow> load();
+
+  // Makes the open regular file `fd` (entry `name` in `dirfd`) a store object: a hard link
+  // in the store, marked with kObjectXattr, recorded in the index. `key` carries the real mtime.
+  ObjectRow adopt(int fd, const FileKey& key, const std::string& path_for_errors);
+
+  // Atomically replaces `name` in `dirfd` by a hard link to `obj` (temp link + rename).
+  // On failure the original entry is untouched.
+  void link_over(const ObjectRow& obj, int dirfd, const std::string& name, const std::string& path_for_errors);
+
+  // Removes objects no guest or template uses (nlink 1). Crash-safe: unlink first, then index.
+  GcReport gc(bool dry_run);
+
+  // Re-hashes every object and checks its metadata against the index.
+  std::vector<VerifyProblem> verify(unsigned threads);
+
+  // Objects on disk but not in the index (a run interrupted before its index commit): rehash
+  // and record them when two or more guest paths use them, otherwise strip the marker and
+  // drop the store link, which leaves the one guest file as it was. Returns how many.
+  size_t reconcile_orphans();
+
+ private:
+  ObjectRow insert_row(const std::string& name, const FileKey& key, ino_t ino);
+  Pool& pool_;
+};
+
+// Reads the FileKey (with real mtime) of an open regular file by hashing it.
+FileKey read_key(int fd, const struct stat& st, const std::string& path_for_errors);
+
+}  // namespace vunify::unify

@@ -1,0 +1,488 @@
+#include "unify/unifier.hpp"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <fnmatch.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <tuple>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "os/copy.hpp"
+#include "os/error.hpp"
+#include "os/walk.hpp"
+#include "unify/file_key.hpp"
+#include "unify/parallel.hpp"
+#include "unify/store.hpp"
+
+namespace vunify::unify {
+
+using os::unique_fd;
+
+bool excluded(const std::vector<std::string>& globs, const std::string& rel) {
+  auto slash = rel.rfind('/');
+  const char* base = rel.c_str() + (slash == std::string::npos ? 0 : slash + 1);
+  for (const std::string& g : globs) {
+    if (g.find('/') != std::string::npos) {
+      const char* pat = g.c_str() + (g[0] == '/' ? 1 : 0);
+      if (::fnmatch(pat, rel.c_str(), FNM_PATHNAME | FNM_LEADING_DIR) == 0) return true;
+    } else if (::fnmatch(g.c_str(), base, 0) == 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
+namespace {
+
+struct Candidate {
+  uint32_t guest = 0;
+  std::string rel;
+  struct stat st {};
+  std::optional<Hash128> content;  // real content hash, once known
+  FileKey key;                     // grouping key (hooked hash, mtime per options)
+  bool keyed = false;
+  bool linked = false;  // now a link to a store object (or adopted as one)
+};
+
+struct CacheRow {
+  ino_t ino;
+  int64_t size, mtime_ns, ctime_ns;
+  Hash128 content;
+};
+
+// One class of byte-identical files: linked to `object`, or to candidate `rep` once adopted.
+struct Plan {
+  std::optional<size_t> object;  // index into objects
+  size_t rep = 0;                // candidate to adopt when there is no object
+  std::vector<size_t> members;   // candidates to replace by links
+};
+
+bool same_state(const struct stat& a, const struct stat& b) {
+  return a.st_ino == b.st_ino && a.st_dev == b.st_dev && a.st_size == b.st_size && to_ns(a.st_mtim) == to_ns(b.st_mtim) &&
+         to_ns(a.st_ctim) == to_ns(b.st_ctim) && a.st_nlink == b.st_nlink;
+}
+
+std::string dir_of(const std::string& rel) {
+  auto slash = rel.rfind('/');
+  return slash == std::string::npos ? std::string() : rel.substr(0, slash);
+}
+std::string base_of(const std::string& rel) {
+  auto slash = rel.rfind('/');
+  return slash == std::string::npos ? rel : rel.substr(slash + 1);
+}
+
+class Unifier {
+ public:
+  Unifier(Pool& pool, const UnifyOptions& opts) : pool_(pool), opts_(opts), store_(pool) {}
+  UnifyReport run();
+
+ private:
+  void open_guests();
+  void load_cache();
+  void scan();
+  void hash_candidates();
+  std::vector<Plan> plan();
+  void plan_group(const std::vector<size_t>& cands, const std::vector<size_t>& objs, std::vector<Plan>& out);
+  void apply(std::vector<Plan>& plans);
+  void record_pending_dirs(const std::vector<Plan>& plans);
+  void adopt_reps(std::vector<Plan>& plans);
+  void link_members(const std::vector<Plan>& plans);
+  void save_cache();
+  unique_fd open_candidate(const Candidate& c, int flags) const;
+  std::string path_of(const Candidate& c) const { return names_[c.guest] + ":" + c.rel; }
+  void step() {
+    if (opts_.step_hook) opts_.step_hook(++steps_);
+  }
+  void progress(const std::string& line) {
+    if (opts_.progress) opts_.progress(line);
+  }
+  void warn(std::string w) {
+    std::lock_guard lock(mu_);
+    report_.warnings.push_back(std::move(w));
+  }
+  Hash128 group_hash(const Hash128& h) const { return opts_.hash_hook ? opts_.hash_hook(h) : h; }
+
+  Pool& pool_;
+  const UnifyOptions& opts_;
+  Store store_;
+  UnifyReport report_;
+  std::mutex mu_;
+  uint64_t steps_ = 0;
+  std::vector<std::string> names_;
+  std::vector<unique_fd> roots_;
+  std::vector<ObjectRow> objects_;
+  std::unordered_map<std::string, CacheRow> cache_;  // guest '\0' path
+  std::vector<Candidate> cands_;
+  std::unordered_map<PreKey, uint32_t, PreKeyHasher> prekey_count_;
+};
+
+UnifyReport Unifier::run() {
+  auto t0 = std::chrono::steady_clock::now();
+  open_guests();
+  objects_ = store_.load();
+  load_cache();
+  scan();
+  if (opts_.phase_hook) opts_.phase_hook("scanned");
+  hash_candidates();
+  if (opts_.phase_hook) opts_.phase_hook("hashed");
+  std::vector<Plan> plans = plan();
+  if (opts_.phase_hook) opts_.phase_hook("planned");
+  if (opts_.dry_run) {
+    for (const Plan& p : plans) {
+      report_.objects_created += p.object ? 0 : 1;
+      for (size_t m : p.members) {
+        ++report_.files_linked;
+        if (cands_[m].st.st_nlink == 1) report_.bytes_saved += static_cast<uint64_t>(cands_[m].st.st_blocks) * 512;
+      }
+    }
+  } else {
+    apply(plans);
+  }
+  report_.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return report_;
+}
+
+void Unifier::open_guests() {
+  names_ = opts_.guests.empty() ? pool_.guest_names() : opts_.guests;
+  std::sort(names_.begin(), names_.end());
+  names_.erase(std::unique(names_.begin(), names_.end()), names_.end());
+  for (const std::string& name : names_) {
+    roots_.push_back(pool_.open_guest_root(name));
+    if (pool_.guest_mounted(name))
+      throw os::UserError(fmt::format("guest '{}' is mounted; unmount it first ('vunify umount {}'): unify does not swap "
+                                      "files under a running guest",
+                                      name, name));
+  }
+  report_.guests = names_.size();
+}
+
+void Unifier::load_cache() {
+  Stmt s = pool_.index().prepare("SELECT path, ino, size, mtime_ns, ctime_ns, content_hash FROM files WHERE guest=?");
+  for (const std::string& name : names_) {
+    s.bind(1, name);
+    while (s.step()) {
+      CacheRow row{static_cast<ino_t>(s.col_int(1)), s.col_int(2), s.col_int(3), s.col_int(4), {}};
+      if (Hash128::parse(s.col_text(5), row.content)) cache_.emplace(name + '\0' + s.col_text(0), row);
+    }
+    s.reset();
+  }
+}
+
+void Unifier::scan() {
+  bool with_mtime = !opts_.ignore_mtime;
+  std::unordered_set<ino_t> object_inos;
+  for (const ObjectRow& obj : objects_) {
+    object_inos.insert(obj.ino);
+    FileKey k = obj.key;
+    ++prekey_count_[PreKey{k.size, k.mode, k.uid, k.gid, with_mtime ? k.mtime_ns : 0}];
+  }
+  for (uint32_t g = 0; g < names_.size(); ++g) {
+    os::walk_tree(roots_[g].get(), [&](const os::WalkEntry& e) {
+      if (!S_ISREG(e.st.st_mode)) return true;
+      ++report_.files_scanned;
+      if ((report_.files_scanned & 4095) == 0) progress(fmt::format("scanning {}: {} files", names_[g], report_.files_scanned));
+      if (e.st.st_dev == pool_.dev() && object_inos.count(e.st.st_ino)) {
+        ++report_.already_shared;
+      } else if (e.st.st_nlink > 1) {
+        ++report_.skipped_hardlinks;
+      } else if (e.st.st_size < opts_.min_size) {
+        ++report_.skipped_small;
+      } else if (!opts_.excludes.empty() && excluded(opts_.excludes, e.rel)) {
+        ++report_.skipped_excluded;
+      } else {
+        Candidate c;
+        c.guest = g;
+        c.rel = e.rel;
+        c.st = e.st;
+        auto it = cache_.find(names_[g] + '\0' + e.rel);
+        if (it != cache_.end() && it->second.ino == e.st.st_ino && it->second.size == e.st.st_size &&
+            it->second.mtime_ns == to_ns(e.st.st_mtim) && it->second.ctime_ns == to_ns(e.st.st_ctim))
+          c.content = it->second.content;
+        ++prekey_count_[pre_key(e.st, with_mtime)];
+        cands_.push_back(std::move(c));
+      }
+      return true;
+    });
+  }
+}
+
+unique_fd Unifier::open_candidate(const Candidate& c, int flags) const {
+  int fd = os::try_open_beneath(roots_[c.guest].get(), c.rel, flags | O_NOATIME);
+  if (fd == -EPERM) fd = os::try_open_beneath(roots_[c.guest].get(), c.rel, flags);
+  if (fd < 0) {
+    errno = -fd;
+    os::throw_errno("open", path_of(c));
+  }
+  return unique_fd(fd);
+}
+
+void Unifier::hash_candidates() {
+  bool with_mtime = !opts_.ignore_mtime;
+  std::vector<size_t> todo;
+  for (size_t i = 0; i < cands_.size(); ++i)
+    if (prekey_count_[pre_key(cands_[i].st, with_mtime)] >= 2) todo.push_back(i);
+  std::atomic<uint64_t> done{0}, files_read{0}, bytes_read{0}, cached{0};
+  parallel_for(todo.size(), opts_.threads, [&](size_t t) {
+    Candidate& c = cands_[todo[t]];
+    try {
+      unique_fd fd = open_candidate(c, O_RDONLY);
+      struct stat st {};
+      if (::fstat(fd.get(), &st) != 0) os::throw_errno("stat", path_of(c));
+      if (!same_state(st, c.st)) {
+        std::lock_guard lock(mu_);
+        ++report_.changed_during_run;
+        return;
+      }
+      os::Xattrs xattrs = os::read_xattrs(fd.get(), path_of(c));
+      if (c.content) {
+        ++cached;
+      } else {
+        uint64_t n = 0;
+        c.content = hash_fd(fd.get(), path_of(c), &n);
+        ++files_read;
+        bytes_read += n;
+      }
+      c.key = file_key(group_hash(*c.content), st, xattrs, with_mtime);
+      c.keyed = true;
+    } catch (const os::SysError& e) {
+      warn(fmt::format("skipped: {}", e.what()));
+    }
+    if ((++done & 1023) == 0) progress(fmt::format("hashing: {}/{} files", done.load(), todo.size()));
+  });
+  report_.files_read = files_read;
+  report_.bytes_read = bytes_read;
+  report_.cached_hashes = cached;
+}
+
+std::vector<Plan> Unifier::plan() {
+  struct Group {
+    std::vector<size_t> cands, objs;
+  };
+  std::unordered_map<FileKey, Group, FileKeyHasher> groups;
+  for (size_t i = 0; i < cands_.size(); ++i)
+    if (cands_[i].keyed) groups[cands_[i].key].cands.push_back(i);
+  for (size_t o = 0; o < objects_.size(); ++o) {
+    FileKey k = objects_[o].key;
+    k.content = group_hash(k.content);
+    if (opts_.ignore_mtime) k.mtime_ns = 0;
+    auto it = groups.find(k);
+    if (it != groups.end()) it->second.objs.push_back(o);
+  }
+  std::vector<const Group*> work;
+  for (auto& [key, g] : groups)
+    if (g.cands.size() + g.objs.size() >= 2) work.push_back(&g);
+  std::vector<Plan> plans;
+  std::atomic<uint64_t> done{0};
+  parallel_for(work.size(), opts_.threads, [&](size_t w) {
+    std::vector<Plan> local;
+    plan_group(work[w]->cands, work[w]->objs, local);
+    std::lock_guard lock(mu_);
+    for (Plan& p : local) plans.push_back(std::move(p));
+    if ((++done & 255) == 0) progress(fmt::format("comparing: {}/{} groups", done.load(), work.size()));
+  });
+  // Deterministic order: by first member path.
+  std::sort(plans.begin(), plans.end(), [&](const Plan& a, const Plan& b) {
+    const Candidate& ca = cands_[a.object ? a.members[0] : a.rep];
+    const Candidate& cb = cands_[b.object ? b.members[0] : b.rep];
+    return std::tie(ca.guest, ca.rel) < std::tie(cb.guest, cb.rel);
+  });
+  return plans;
+}
+
+// Splits one key group into classes of byte-identical files (a full compare decides,
+// the hash only proposed them) and emits a plan for each class with two or more members.
+void Unifier::plan_group(const std::vector<size_t>& cands, const std::vector<size_t>& objs, std::vector<Plan>& out) {
+  struct Class {
+    Plan plan;
+    unique_fd rep_fd;
+  };
+  std::vector<Class> classes;
+  uint64_t compared = 0;
+  for (size_t o : objs) {
+    int fd = ::openat(pool_.objects_fd(), objects_[o].name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+      warn(fmt::format("store object {} cannot be opened: {} (run 'vunify fsck')", objects_[o].name, std::strerror(errno)));
+      continue;
+    }
+    Class c;
+    c.plan.object = o;
+    c.rep_fd.reset(fd);
+    classes.push_back(std::move(c));
+  }
+  for (size_t i : cands) {
+    unique_fd fd;
+    try {
+      fd = open_candidate(cands_[i], O_RDONLY);
+    } catch (const os::SysError& e) {
+      warn(fmt::format("skipped: {}", e.what()));
+      continue;
+    }
+    bool placed = false;
+    for (Class& c : classes) {
+      ++compared;
+      if (os::same_bytes(c.rep_fd.get(), fd.get(), path_of(cands_[i]))) {
+        c.plan.members.push_back(i);
+        placed = true;
+        break;
+      }
+    }
+    if (placed) continue;
+    if (!classes.empty()) {
+      std::lock_guard lock(mu_);
+      ++report_.collisions;
+    }
+    Class c;
+    c.plan.rep = i;
+    c.rep_fd = std::move(fd);
+    classes.push_back(std::move(c));
+  }
+  {
+    std::lock_guard lock(mu_);
+    report_.files_compared += compared;
+  }
+  for (Class& c : classes) {
+    if (c.plan.members.empty()) continue;  // alone in its class: nothing to link
+    out.push_back(std::move(c.plan));
+  }
+}
+
+void Unifier::apply(std::vector<Plan>& plans) {
+  if (plans.empty()) {
+    save_cache();
+    return;
+  }
+  record_pending_dirs(plans);
+  adopt_reps(plans);
+  if (::syncfs(pool_.fd()) != 0) os::throw_errno("syncfs", pool_.root());
+  link_members(plans);
+  if (::syncfs(pool_.fd()) != 0) os::throw_errno("syncfs", pool_.root());
+  save_cache();
+}
+
+// Before any guest directory changes, remember its times (restored on recovery after a crash).
+void Unifier::record_pending_dirs(const std::vector<Plan>& plans) {
+  std::set<std::pair<uint32_t, std::string>> dirs;
+  for (const Plan& p : plans)
+    for (size_t m : p.members) dirs.emplace(cands_[m].guest, dir_of(cands_[m].rel));
+  Transaction tx(pool_.index());
+  pool_.index().exec("INSERT OR REPLACE INTO meta(key, value) VALUES('unify_running', '1')");
+  Stmt ins = pool_.index().prepare("INSERT OR REPLACE INTO pending_dirs(guest, path, atime_ns, mtime_ns) VALUES(?,?,?,?)");
+  for (const auto& [g, dir] : dirs) {
+    struct stat st {};
+    if (::fstatat(roots_[g].get(), dir.empty() ? "." : dir.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+    ins.bind(1, names_[g]).bind(2, dir).bind(3, to_ns(st.st_atim)).bind(4, to_ns(st.st_mtim)).run();
+  }
+  tx.commit();
+}
+
+void Unifier::adopt_reps(std::vector<Plan>& plans) {
+  Transaction tx(pool_.index());
+  size_t done = 0;
+  for (Plan& p : plans) {
+    if (p.object) continue;
+    Candidate& rep = cands_[p.rep];
+    step();
+    try {
+      unique_fd fd = open_candidate(rep, O_RDONLY);
+      struct stat st {};
+      if (::fstat(fd.get(), &st) != 0) os::throw_errno("stat", path_of(rep));
+      if (!same_state(st, rep.st)) {
+        ++report_.changed_during_run;
+        p.members.clear();
+        continue;
+      }
+      FileKey real = rep.key;
+      real.content = *rep.content;
+      real.mtime_ns = to_ns(st.st_mtim);
+      objects_.push_back(store_.adopt(fd.get(), real, path_of(rep)));
+      p.object = objects_.size() - 1;
+      rep.linked = true;
+      ++report_.objects_created;
+    } catch (const os::SysError& e) {
+      if (e.err() == ENOSPC || e.err() == EDQUOT) throw;
+      warn(fmt::format("skipped: {}", e.what()));
+      p.members.clear();
+    }
+    if ((++done & 255) == 0) progress(fmt::format("storing: {} objects", done));
+  }
+  tx.commit();
+}
+
+void Unifier::link_members(const std::vector<Plan>& plans) {
+  struct Job {
+    size_t cand;
+    size_t object;
+  };
+  std::vector<Job> jobs;
+  for (const Plan& p : plans)
+    for (size_t m : p.members) jobs.push_back({m, *p.object});
+  std::sort(jobs.begin(), jobs.end(), [&](const Job& a, const Job& b) {
+    return std::tie(cands_[a.cand].guest, cands_[a.cand].rel) < std::tie(cands_[b.cand].guest, cands_[b.cand].rel);
+  });
+  size_t i = 0;
+  while (i < jobs.size()) {
+    const Candidate& first = cands_[jobs[i].cand];
+    std::string dir = dir_of(first.rel);
+    size_t end = i;
+    while (end < jobs.size() && cands_[jobs[end].cand].guest == first.guest && dir_of(cands_[jobs[end].cand].rel) == dir) ++end;
+    int dfd = os::try_open_beneath(roots_[first.guest].get(), dir, O_RDONLY | O_DIRECTORY);
+    if (dfd < 0) {
+      warn(fmt::format("skipped directory {}:{}: {}", names_[first.guest], dir, std::strerror(-dfd)));
+      i = end;
+      continue;
+    }
+    unique_fd dirfd(dfd);
+    struct stat dst {};
+    if (::fstat(dirfd.get(), &dst) != 0) os::throw_errno("stat", names_[first.guest] + ":" + dir);
+    for (; i < end; ++i) {
+      Candidate& c = cands_[jobs[i].cand];
+      std::string base = base_of(c.rel);
+      struct stat st {};
+      if (::fstatat(dirfd.get(), base.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !same_state(st, c.st)) {
+        ++report_.changed_during_run;
+        continue;
+      }
+      step();
+      store_.link_over(objects_[jobs[i].object], dirfd.get(), base, path_of(c));
+      c.linked = true;
+      ++report_.files_linked;
+      if (st.st_nlink == 1) report_.bytes_saved += static_cast<uint64_t>(st.st_blocks) * 512;
+      if ((report_.files_linked & 1023) == 0) progress(fmt::format("linking: {}/{} files", report_.files_linked, jobs.size()));
+    }
+    step();
+    struct timespec times[2] = {dst.st_atim, dst.st_mtim};
+    if (::futimens(dirfd.get(), times) != 0) os::throw_errno("restore times of", names_[first.guest] + ":" + dir);
+  }
+}
+
+// The index caches content hashes of unshared files, so the next run reads only changed files.
+void Unifier::save_cache() {
+  Transaction tx(pool_.index());
+  Stmt del = pool_.index().prepare("DELETE FROM files WHERE guest=?");
+  for (const std::string& name : names_) del.bind(1, name).run();
+  Stmt ins = pool_.index().prepare(
+      "INSERT OR REPLACE INTO files(guest, path, ino, size, mtime_ns, ctime_ns, content_hash) VALUES(?,?,?,?,?,?,?)");
+  for (const Candidate& c : cands_) {
+    if (c.linked || !c.content) continue;
+    ins.bind(1, names_[c.guest]).bind(2, c.rel).bind(3, static_cast<int64_t>(c.st.st_ino)).bind(4, c.st.st_size);
+    ins.bind(5, to_ns(c.st.st_mtim)).bind(6, to_ns(c.st.st_ctim)).bind(7, c.content->hex()).run();
+  }
+  pool_.index().exec("DELETE FROM pending_dirs; DELETE FROM meta WHERE key='unify_running'");
+  tx.commit();
+}
+
+}  // namespace
+
+UnifyReport unify(Pool& pool, const UnifyOptions& options) { return Unifier(pool, options).run(); }
+
+}  // namespace vunify::unify
