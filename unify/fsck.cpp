@@ -69,14 +69,6 @@ void check_objects(Pool& pool, bool repair, FsckReport& r) {
       r.problems.push_back(fmt::format("object {} changed metadata (mode/owner/size/mtime): a store object was modified "
                                        "outside vunify; run 'vunify verify'",
                                        obj.name));
-    char marker[256];
-    std::string p = pool.path("store/objects/" + obj.name);
-    ssize_t n = ::lgetxattr(p.c_str(), kObjectXattr, marker, sizeof marker);
-    if (n < 0 || std::string_view(marker, static_cast<size_t>(n)) != obj.name) {
-      r.problems.push_back(fmt::format("object {} lacks its store marker", obj.name));
-      if (repair && ::lsetxattr(p.c_str(), kObjectXattr, obj.name.data(), obj.name.size(), 0) == 0)
-        r.repaired.push_back(fmt::format("marked object {}", obj.name));
-    }
   }
   if (repair && !stale.empty()) {
     for (int64_t id : stale) pool.index().prepare("DELETE FROM objects WHERE id=?").bind(1, id).run();

@@ -24,8 +24,9 @@ namespace vunify::unify {
 
 // Name of the temp entries vunify creates inside guest trees (removed by recovery).
 constexpr std::string_view kTempPrefix = ".vunify-tmp.";
-// Marker xattr on every store object: its name under store/objects.
-constexpr const char* kObjectXattr = "trusted.vunify.object";
+// Store objects carry NO marker xattr: it would change the guest's backing tree (every
+// getfattr of a guest would show it). Store membership is the object's inode, recorded in
+// the index: use unify::ObjectSet (unify/object_set.hpp) to ask "is this file shared?".
 
 enum class Access { Read, Write };
 

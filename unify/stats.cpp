@@ -6,6 +6,7 @@
 #include <unordered_set>
 
 #include "os/walk.hpp"
+#include "unify/object_set.hpp"
 #include "unify/store.hpp"
 
 namespace vunify::unify {
@@ -14,7 +15,7 @@ namespace {
 
 uint64_t blocks(const struct stat& st) { return static_cast<uint64_t>(st.st_blocks) * 512; }
 
-GuestStats guest_stats(Pool& pool, const std::string& name, const std::unordered_set<ino_t>& object_inos) {
+GuestStats guest_stats(Pool& pool, const std::string& name, const ObjectSet& objects) {
   GuestStats g;
   g.name = name;
   os::unique_fd root = pool.open_guest_root(name);
@@ -30,7 +31,7 @@ GuestStats guest_stats(Pool& pool, const std::string& name, const std::unordered
     }
     ++g.files;
     g.apparent_bytes += static_cast<uint64_t>(st.st_size);
-    if (st.st_dev == pool.dev() && object_inos.count(st.st_ino)) {
+    if (objects.contains(st)) {
       ++g.shared_files;
       uint64_t users = st.st_nlink > 1 ? st.st_nlink - 1 : 1;  // minus the store's own link
       g.shared_bytes += blocks(st) / users;
@@ -48,17 +49,18 @@ GuestStats guest_stats(Pool& pool, const std::string& name, const std::unordered
 
 PoolStats pool_stats(Pool& pool) {
   PoolStats ps;
-  std::unordered_set<ino_t> object_inos;
+  std::vector<ino_t> inos;
   for (const ObjectRow& obj : Store(pool).load()) {
     struct stat st {};
     if (::fstatat(pool.objects_fd(), obj.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
-    object_inos.insert(st.st_ino);
+    inos.push_back(st.st_ino);
     ++ps.objects;
     ps.object_bytes += blocks(st);
   }
   ps.disk_bytes = ps.object_bytes;
+  ObjectSet objects(pool.dev(), std::move(inos));
   for (const std::string& name : pool.guest_names()) {
-    GuestStats g = guest_stats(pool, name, object_inos);
+    GuestStats g = guest_stats(pool, name, objects);
     ps.disk_bytes += g.private_bytes;
     ps.standalone_bytes += g.standalone_bytes;
     ps.guests.push_back(std::move(g));

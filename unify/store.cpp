@@ -74,6 +74,7 @@ ObjectRow Store::adopt(int fd, const FileKey& key, const std::string& path) {
   if (::fstat(fd, &st) != 0) throw_errno("stat", path);
   std::string tmp = temp_name();
   // A link via /proc/self/fd works for any open file, without a path into the guest tree.
+  // RENAME_NOREPLACE finds name collisions (same key name, different bytes: forced hashes).
   std::string self = "/proc/self/fd/" + std::to_string(fd);
   if (::linkat(AT_FDCWD, self.c_str(), pool_.store_tmp_fd(), tmp.c_str(), AT_SYMLINK_FOLLOW) != 0)
     throw_errno("link into the store", path);
@@ -81,13 +82,11 @@ ObjectRow Store::adopt(int fd, const FileKey& key, const std::string& path) {
   try {
     for (int n = 0;; ++n) {
       std::string name = n == 0 ? base : fmt::format("{}-{}", base, n);
-      if (::fsetxattr(fd, kObjectXattr, name.data(), name.size(), 0) != 0) throw_errno("mark store object", path);
       if (::renameat2(pool_.store_tmp_fd(), tmp.c_str(), pool_.objects_fd(), name.c_str(), RENAME_NOREPLACE) == 0)
         return insert_row(name, key, st.st_ino);
       if (errno != EEXIST) throw_errno("rename into the store", name);
     }
   } catch (...) {
-    ::fremovexattr(fd, kObjectXattr);
     ::unlinkat(pool_.store_tmp_fd(), tmp.c_str(), 0);
     throw;
   }
@@ -151,9 +150,6 @@ std::vector<VerifyProblem> Store::verify(unsigned threads) {
     unique_fd file(fd);
     struct stat st {};
     if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return report(obj.name, "not a regular file");
-    char marker[256];
-    ssize_t n = ::fgetxattr(fd, kObjectXattr, marker, sizeof marker);
-    if (n < 0 || std::string_view(marker, static_cast<size_t>(n)) != obj.name) report(obj.name, "store marker missing or wrong");
     FileKey key = read_key(fd, st, obj.name);
     if (key.content != obj.key.content || key.size != obj.key.size) report(obj.name, "content changed (hash mismatch)");
     if (key.mode != obj.key.mode || key.uid != obj.key.uid || key.gid != obj.key.gid)
@@ -180,10 +176,8 @@ size_t Store::reconcile_orphans() {
     if (fd < 0) throw_errno("open store object", e.rel);
     unique_fd file(fd);
     if (e.st.st_nlink > 2 && S_ISREG(e.st.st_mode)) {
-      ::fsetxattr(fd, kObjectXattr, e.rel.data(), e.rel.size(), 0);
       insert_row(e.rel, read_key(fd, e.st, e.rel), e.st.st_ino);
     } else {
-      ::fremovexattr(fd, kObjectXattr);
       if (::unlinkat(e.dirfd, e.name, 0) != 0) throw_errno("remove orphan store entry", e.rel);
     }
     return false;

@@ -34,7 +34,7 @@ class Store {
   std::vector<ObjectRow> load();
 
   // Makes the open regular file `fd` (entry `name` in `dirfd`) a store object: a hard link
-  // in the store, marked with kObjectXattr, recorded in the index. `key` carries the real mtime.
+  // in the store, recorded in the index (its inode is its identity). `key` carries the real mtime.
   ObjectRow adopt(int fd, const FileKey& key, const std::string& path_for_errors);
 
   // Atomically replaces `name` in `dirfd` by a hard link to `obj` (temp link + rename).
@@ -48,8 +48,7 @@ class Store {
   std::vector<VerifyProblem> verify(unsigned threads);
 
   // Objects on disk but not in the index (a run interrupted before its index commit): rehash
-  // and record them when two or more guest paths use them, otherwise strip the marker and
-  // drop the store link, which leaves the one guest file as it was. Returns how many.
+  // and record them when two or more guest paths use them, otherwise drop the store link, which leaves the one guest file as it was. Returns how many.
   size_t reconcile_orphans();
 
  private:

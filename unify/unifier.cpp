@@ -21,6 +21,7 @@
 #include "os/error.hpp"
 #include "os/walk.hpp"
 #include "unify/file_key.hpp"
+#include "unify/object_set.hpp"
 #include "unify/parallel.hpp"
 #include "unify/store.hpp"
 
@@ -180,18 +181,19 @@ void Unifier::load_cache() {
 
 void Unifier::scan() {
   bool with_mtime = !opts_.ignore_mtime;
-  std::unordered_set<ino_t> object_inos;
+  std::vector<ino_t> inos;
   for (const ObjectRow& obj : objects_) {
-    object_inos.insert(obj.ino);
+    inos.push_back(obj.ino);
     FileKey k = obj.key;
     ++prekey_count_[PreKey{k.size, k.mode, k.uid, k.gid, with_mtime ? k.mtime_ns : 0}];
   }
+  ObjectSet objects(pool_.dev(), std::move(inos));
   for (uint32_t g = 0; g < names_.size(); ++g) {
     os::walk_tree(roots_[g].get(), [&](const os::WalkEntry& e) {
       if (!S_ISREG(e.st.st_mode)) return true;
       ++report_.files_scanned;
       if ((report_.files_scanned & 4095) == 0) progress(fmt::format("scanning {}: {} files", names_[g], report_.files_scanned));
-      if (e.st.st_dev == pool_.dev() && object_inos.count(e.st.st_ino)) {
+      if (objects.contains(e.st)) {
         ++report_.already_shared;
       } else if (e.st.st_nlink > 1) {
         ++report_.skipped_hardlinks;
