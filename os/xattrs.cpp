@@ -1,5 +1,6 @@
 #include "os/xattrs.hpp"
 
+#include <fcntl.h>
 #include <sys/xattr.h>
 
 #include <algorithm>
@@ -15,6 +16,7 @@ bool is_marker_xattr(std::string_view name) { return name.starts_with(kMarkerPre
 namespace {
 
 std::string proc_path(int dirfd, const std::string& name) {
+  if (dirfd == AT_FDCWD || (!name.empty() && name[0] == '/')) return name;
   return "/proc/self/fd/" + std::to_string(dirfd) + "/" + name;
 }
 

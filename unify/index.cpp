@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <cstring>
 #include <stdexcept>
 
 #include "os/error.hpp"
@@ -10,11 +11,15 @@ namespace vunify::unify {
 
 namespace {
 
+// SQLite's message plus the system errno behind it ("disk I/O error" alone says little).
+std::string describe(sqlite3* db, std::string msg) {
+  if (sqlite3_errcode(db) == SQLITE_FULL) msg += " (the pool's filesystem is full)";
+  if (int sys = sqlite3_system_errno(db)) msg += fmt::format(" ({})", std::strerror(sys));
+  return msg;
+}
+
 [[noreturn]] void fail(sqlite3* db, std::string_view what) {
-  int code = sqlite3_errcode(db);
-  std::string msg = fmt::format("index: {}: {}", what, sqlite3_errmsg(db));
-  if (code == SQLITE_FULL) msg += " (the pool's filesystem is full)";
-  throw std::runtime_error(msg);
+  throw std::runtime_error(fmt::format("index: {}: {}", what, describe(db, sqlite3_errmsg(db))));
 }
 
 // Each entry migrates the schema from version i to i+1.
@@ -122,9 +127,8 @@ void Index::exec(std::string_view sql) {
   char* err = nullptr;
   std::string s(sql);
   if (sqlite3_exec(db_, s.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
-    std::string msg = err ? err : "unknown error";
+    std::string msg = describe(db_, err ? err : "unknown error");
     sqlite3_free(err);
-    if (sqlite3_errcode(db_) == SQLITE_FULL) msg += " (the pool's filesystem is full)";
     throw std::runtime_error(fmt::format("index {}: {}", path_, msg));
   }
 }

@@ -1,0 +1,181 @@
+// The unify engine on real trees: metadata kept exactly, only equal keys linked, equal
+// bytes proven, guest-internal hard links left alone, incremental re-runs.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+
+#include "tests/helpers.hpp"
+#include "unify/guests.hpp"
+#include "unify/store.hpp"
+#include "unify/unifier.hpp"
+
+using namespace vunify;
+using vunify::test::TempDir;
+
+namespace {
+
+struct PoolFixture {
+  TempDir dir;
+  std::string pool_path = dir / "pool";
+  PoolFixture() { unify::Pool::init(pool_path); }
+  std::string backing(const std::string& guest, const std::string& rel = "") const {
+    return pool_path + "/backing/" + guest + (rel.empty() ? "" : "/" + rel);
+  }
+  void add(const std::string& name, const std::string& from) {
+    unify::Pool pool(pool_path, unify::Access::Write);
+    unify::add_guest(pool, name, from, false);
+  }
+  unify::UnifyReport run(unify::UnifyOptions opts = {}) {
+    unify::Pool pool(pool_path, unify::Access::Write);
+    return unify::unify(pool, opts);
+  }
+};
+
+ino_t ino_of(const std::string& p) { return test::lstat_of(p).st_ino; }
+
+}  // namespace
+
+TEST_CASE("unify keeps every file's content and metadata and links identical files", "[unify]") {
+  VUNIFY_REQUIRE_ROOT();
+  PoolFixture f;
+  for (const char* g : {"a", "b", "c"}) {
+    test::make_sample_guest(f.dir / std::string("src-") + g);
+    f.add(g, f.dir / std::string("src-") + g);
+  }
+  std::map<std::string, test::Snapshot> before;
+  for (const char* g : {"a", "b", "c"}) before[g] = test::snapshot(f.backing(g));
+
+  unify::UnifyReport r = f.run();
+  CHECK(r.files_linked > 0);
+  CHECK(r.bytes_saved > 0);
+  for (const char* g : {"a", "b", "c"}) {
+    auto d = test::diff(before[g], test::snapshot(f.backing(g)));
+    INFO(g << ": " << (d.empty() ? "" : d[0]));
+    CHECK(d.empty());
+  }
+  // identical files now share one inode with the store
+  CHECK(ino_of(f.backing("a", "usr/bin/true")) == ino_of(f.backing("b", "usr/bin/true")));
+  CHECK(ino_of(f.backing("a", "usr/bin/ping")) == ino_of(f.backing("c", "usr/bin/ping")));
+  CHECK(test::lstat_of(f.backing("a", "usr/bin/true")).st_nlink == 4);  // 3 guests + store
+  // setuid bit and capability survive on the shared inode
+  CHECK((test::lstat_of(f.backing("b", "usr/bin/su")).st_mode & 07777) == 04755);
+  // guest-internal hard links are left alone (invariant 6)
+  CHECK(ino_of(f.backing("a", "etc/os-release")) == ino_of(f.backing("a", "etc/os-release.hardlink")));
+  CHECK(ino_of(f.backing("a", "etc/os-release")) != ino_of(f.backing("b", "etc/os-release")));
+  CHECK(r.skipped_hardlinks == 6);
+
+  unify::Pool pool(f.pool_path, unify::Access::Read);
+  CHECK(unify::Store(pool).verify(0).empty());
+}
+
+TEST_CASE("files that differ only in owner, mode, an xattr or mtime are not linked", "[unify]") {
+  VUNIFY_REQUIRE_ROOT();
+  PoolFixture f;
+  const std::string data = "same bytes everywhere\n";
+  test::write_file(f.dir / "a/base", data);
+  test::write_file(f.dir / "b/base", data);
+  test::write_file(f.dir / "b/owner", data, 0644, 1000, 0);
+  test::write_file(f.dir / "a/owner", data);
+  test::write_file(f.dir / "a/mode", data);
+  test::write_file(f.dir / "b/mode", data, 0600);
+  test::write_file(f.dir / "a/xattr", data);
+  test::write_file(f.dir / "b/xattr", data);
+  test::set_xattr(f.dir / "b/xattr", "user.tag", "x");
+  test::write_file(f.dir / "a/mtime", data);
+  test::write_file(f.dir / "b/mtime", data, 0644, 0, 0, 1600000000);
+  f.add("a", f.dir / "a");
+  f.add("b", f.dir / "b");
+  f.run();
+  CHECK(ino_of(f.backing("a", "base")) == ino_of(f.backing("b", "base")));
+  for (const char* name : {"owner", "mode", "xattr", "mtime"}) {
+    INFO(name);
+    CHECK(ino_of(f.backing("a", name)) != ino_of(f.backing("b", name)));
+  }
+  SECTION("--ignore-mtime links mtime-only differences; the file takes the object's mtime") {
+    unify::UnifyOptions opts;
+    opts.ignore_mtime = true;
+    f.run(opts);
+    CHECK(ino_of(f.backing("a", "mtime")) == ino_of(f.backing("b", "mtime")));
+    CHECK(ino_of(f.backing("a", "owner")) != ino_of(f.backing("b", "owner")));
+  }
+}
+
+TEST_CASE("a forced hash collision never links different bytes", "[unify]") {
+  VUNIFY_REQUIRE_ROOT();
+  PoolFixture f;
+  test::write_file(f.dir / "a/f", "first content\n");
+  test::write_file(f.dir / "b/f", "other content\n");  // same size, same metadata
+  test::write_file(f.dir / "c/f", "first content\n");
+  test::write_file(f.dir / "d/f", "other content\n");
+  for (const char* g : {"a", "b", "c", "d"}) f.add(g, f.dir / g);
+  unify::UnifyOptions opts;
+  opts.hash_hook = [](const unify::Hash128&) { return unify::Hash128{42, 42}; };
+  unify::UnifyReport r = f.run(opts);
+  CHECK(r.collisions >= 1);
+  CHECK(test::read_file(f.backing("a", "f")) == "first content\n");
+  CHECK(test::read_file(f.backing("b", "f")) == "other content\n");
+  CHECK(test::read_file(f.backing("c", "f")) == "first content\n");
+  CHECK(test::read_file(f.backing("d", "f")) == "other content\n");
+  CHECK(ino_of(f.backing("a", "f")) == ino_of(f.backing("c", "f")));
+  CHECK(ino_of(f.backing("b", "f")) == ino_of(f.backing("d", "f")));
+  CHECK(ino_of(f.backing("a", "f")) != ino_of(f.backing("b", "f")));
+  // a later run with the same forced hash still keeps them apart
+  f.run(opts);
+  CHECK(ino_of(f.backing("a", "f")) != ino_of(f.backing("b", "f")));
+  unify::Pool pool(f.pool_path, unify::Access::Read);
+  CHECK(unify::Store(pool).verify(0).empty());
+}
+
+TEST_CASE("a second run reads only changed files", "[unify]") {
+  VUNIFY_REQUIRE_ROOT();
+  PoolFixture f;
+  for (const char* g : {"a", "b"}) {
+    for (int i = 0; i < 20; ++i) test::write_file(f.dir / (std::string(g) + "/shared" + std::to_string(i)), "s" + std::to_string(i));
+    for (int i = 0; i < 5; ++i) test::write_file(f.dir / (std::string(g) + "/uniq" + std::to_string(i)), std::string(g) + std::to_string(i));
+    f.add(g, f.dir / g);
+  }
+  unify::UnifyReport first = f.run();
+  CHECK(first.files_linked == 20);  // one of each pair is adopted, the other linked
+  CHECK(first.objects_created == 20);
+  unify::UnifyReport second = f.run();
+  CHECK(second.files_read == 0);
+  CHECK(second.files_linked == 0);
+  CHECK(second.already_shared == 40);
+  // change one unshared file to equal a shared one's content: only it is read
+  test::write_file(f.backing("a", "uniq0"), "s3");
+  unify::UnifyReport third = f.run();
+  CHECK(third.files_read == 1);
+  CHECK(third.files_linked == 1);
+  CHECK(ino_of(f.backing("a", "uniq0")) == ino_of(f.backing("b", "shared3")));
+}
+
+TEST_CASE("unify leaves small and excluded files alone, and a dry run changes nothing", "[unify]") {
+  VUNIFY_REQUIRE_ROOT();
+  PoolFixture f;
+  for (const char* g : {"a", "b"}) {
+    test::write_file(f.dir / (std::string(g) + "/small"), "12");
+    test::write_file(f.dir / (std::string(g) + "/var/log/x.log"), "log line\n");
+    test::write_file(f.dir / (std::string(g) + "/big"), std::string(5000, 'b'));
+    f.add(g, f.dir / g);
+  }
+  auto before_a = test::snapshot(f.backing("a"));
+  unify::UnifyOptions dry;
+  dry.dry_run = true;
+  unify::UnifyReport d = f.run(dry);
+  CHECK(d.files_linked == 3);
+  CHECK(test::diff(before_a, test::snapshot(f.backing("a"))).empty());
+  CHECK(ino_of(f.backing("a", "big")) != ino_of(f.backing("b", "big")));
+
+  unify::UnifyOptions opts;
+  opts.min_size = 3;
+  opts.excludes = {"*.log"};
+  unify::UnifyReport r = f.run(opts);
+  CHECK(r.files_linked == 1);
+  CHECK(ino_of(f.backing("a", "big")) == ino_of(f.backing("b", "big")));
+  CHECK(ino_of(f.backing("a", "small")) != ino_of(f.backing("b", "small")));
+  CHECK(ino_of(f.backing("a", "var/log/x.log")) != ino_of(f.backing("b", "var/log/x.log")));
+  CHECK(unify::excluded({"var/log/*"}, "var/log/x.log"));
+  CHECK(unify::excluded({"/var/cache"}, "var/cache/apt/pkg.bin"));
+  CHECK_FALSE(unify::excluded({"var/log/*"}, "usr/var/log/x"));
+}
