@@ -49,7 +49,7 @@ void print_stats(const unify::PoolStats& ps, const std::vector<std::string>& onl
     if (shown(g))
       fmt::print("{:<20} {:>8} {:>8} {:>11} {:>11} {:>11} {:>11}\n", g.name, g.files, g.shared_files, human_bytes(g.apparent_bytes),
                  human_bytes(g.shared_bytes), human_bytes(g.private_bytes), human_bytes(g.standalone_bytes));
-  fmt::print("* each object's disk blocks divided among the guest files that use it\n");
+  fmt::print("* each object's disk blocks divided equally among the guests that use it\n");
   fmt::print("pool: {} objects ({}), {} on disk for guests that would take {} alone: {} saved, {:.2f}x\n", ps.objects,
              human_bytes(ps.object_bytes), human_bytes(ps.disk_bytes), human_bytes(ps.standalone_bytes),
              human_bytes(ps.standalone_bytes > ps.disk_bytes ? ps.standalone_bytes - ps.disk_bytes : 0), ps.savings_ratio());

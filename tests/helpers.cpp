@@ -1,7 +1,9 @@
 #include "tests/helpers.hpp"
 
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/sysmacros.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -9,6 +11,7 @@
 #include <array>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -157,6 +160,17 @@ void make_sample_guest(const std::string& dir) {
   write_file(dir + "/home-file", std::string(100000, 'z'), 0600, 1000, 1000);
   if (::symlink("usr/bin", (dir + "/bin").c_str()) != 0) os::throw_errno("symlink", dir + "/bin");
   if (::mkfifo((dir + "/var/lib/fifo").c_str(), 0620) != 0) os::throw_errno("mkfifo", dir);
+  {
+    int sock = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un addr {};
+    addr.sun_family = AF_UNIX;
+    std::string sp = dir + "/var/lib/sock";
+    if (sp.size() < sizeof addr.sun_path) {
+      std::memcpy(addr.sun_path, sp.c_str(), sp.size() + 1);
+      if (::bind(sock, reinterpret_cast<struct sockaddr*>(&addr), sizeof addr) != 0) os::throw_errno("bind", sp);
+    }
+    ::close(sock);
+  }
   if (::mknod((dir + "/null").c_str(), S_IFCHR | 0666, makedev(1, 3)) != 0) os::throw_errno("mknod", dir);
   {
     int fd = ::open((dir + "/var/lib/sparse").c_str(), O_WRONLY | O_CREAT, 0644);

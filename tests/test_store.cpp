@@ -81,18 +81,27 @@ TEST_CASE("verify detects a corrupted object and the CLI exits non-zero", "[stor
 TEST_CASE("stat divides shared bytes among guests and totals the pool", "[store]") {
   VUNIFY_REQUIRE_ROOT();
   TwoGuests f;
+  // guest d uses the shared object through two paths: it still counts as one user
+  test::write_file(f.dir / "d/common", std::string(20000, 'c'));
+  test::write_file(f.dir / "d/copy/common", std::string(20000, 'c'));
+  {
+    unify::Pool pool(f.pool_path, unify::Access::Write);
+    unify::add_guest(pool, "d", f.dir / "d", false);
+    unify::unify(pool, {});
+  }
   unify::Pool pool(f.pool_path, unify::Access::Read);
   unify::PoolStats ps = unify::pool_stats(pool);
-  REQUIRE(ps.guests.size() == 3);
+  REQUIRE(ps.guests.size() == 4);
   CHECK(ps.objects == 1);
   uint64_t shared_sum = 0;
   for (const auto& g : ps.guests) {
-    CHECK(g.shared_files == 1);
+    CHECK(g.shared_files == (g.name == "d" ? 2 : 1));
+    CHECK(g.shared_bytes == ps.object_bytes / 4);
     shared_sum += g.shared_bytes;
   }
-  // the object's blocks are divided among its three users (rounding down)
+  // the object's blocks are divided among its four users (rounding down)
   CHECK(shared_sum <= ps.object_bytes);
-  CHECK(shared_sum + 3 >= ps.object_bytes);
+  CHECK(shared_sum + 4 >= ps.object_bytes);
   CHECK(ps.standalone_bytes > ps.disk_bytes);
   CHECK(ps.savings_ratio() > 1.0);
   test::CmdResult json = test::vunify(f.pool_path, "stat --json");

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include <unordered_map>
 #include <unordered_set>
 
 #include "os/walk.hpp"
@@ -15,7 +16,8 @@ namespace {
 
 uint64_t blocks(const struct stat& st) { return static_cast<uint64_t>(st.st_blocks) * 512; }
 
-GuestStats guest_stats(Pool& pool, const std::string& name, const ObjectSet& objects) {
+// Walks one guest; fills everything but shared_bytes, and collects the objects it uses.
+GuestStats guest_stats(Pool& pool, const std::string& name, const ObjectSet& objects, std::unordered_set<ino_t>& used) {
   GuestStats g;
   g.name = name;
   os::unique_fd root = pool.open_guest_root(name);
@@ -33,9 +35,7 @@ GuestStats guest_stats(Pool& pool, const std::string& name, const ObjectSet& obj
     g.apparent_bytes += static_cast<uint64_t>(st.st_size);
     if (objects.contains(st)) {
       ++g.shared_files;
-      uint64_t users = st.st_nlink > 1 ? st.st_nlink - 1 : 1;  // minus the store's own link
-      g.shared_bytes += blocks(st) / users;
-      g.standalone_bytes += blocks(st);
+      if (used.insert(st.st_ino).second) g.standalone_bytes += blocks(st);
     } else if (st.st_nlink == 1 || seen.insert(st.st_ino).second) {
       g.private_bytes += blocks(st);
       g.standalone_bytes += blocks(st);
@@ -50,21 +50,30 @@ GuestStats guest_stats(Pool& pool, const std::string& name, const ObjectSet& obj
 PoolStats pool_stats(Pool& pool) {
   PoolStats ps;
   std::vector<ino_t> inos;
+  std::unordered_map<ino_t, uint64_t> object_blocks;
   for (const ObjectRow& obj : Store(pool).load()) {
     struct stat st {};
     if (::fstatat(pool.objects_fd(), obj.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
     inos.push_back(st.st_ino);
+    object_blocks[st.st_ino] = blocks(st);
     ++ps.objects;
     ps.object_bytes += blocks(st);
   }
   ps.disk_bytes = ps.object_bytes;
   ObjectSet objects(pool.dev(), std::move(inos));
+  std::vector<std::unordered_set<ino_t>> used;
+  std::unordered_map<ino_t, uint32_t> users;  // object -> number of guests using it
   for (const std::string& name : pool.guest_names()) {
-    GuestStats g = guest_stats(pool, name, objects);
+    used.emplace_back();
+    GuestStats g = guest_stats(pool, name, objects, used.back());
+    for (ino_t ino : used.back()) ++users[ino];
     ps.disk_bytes += g.private_bytes;
     ps.standalone_bytes += g.standalone_bytes;
     ps.guests.push_back(std::move(g));
   }
+  // Each object's blocks are divided equally among the guests that use it.
+  for (size_t i = 0; i < ps.guests.size(); ++i)
+    for (ino_t ino : used[i]) ps.guests[i].shared_bytes += object_blocks[ino] / users[ino];
   return ps;
 }
 

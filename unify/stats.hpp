@@ -13,7 +13,8 @@ struct GuestStats {
   uint64_t files = 0;           // regular files
   uint64_t shared_files = 0;    // links to store objects
   uint64_t apparent_bytes = 0;  // sum of regular file sizes
-  uint64_t shared_bytes = 0;    // this guest's fair share of the objects it uses (disk blocks)
+  uint64_t shared_bytes = 0;    // this guest's fair share of the objects it uses: each object's
+                                // disk blocks divided equally among the guests that use it
   uint64_t private_bytes = 0;   // disk blocks only this guest uses (files, dirs, symlinks)
   uint64_t standalone_bytes = 0;  // disk blocks the guest would use on its own
 };
