@@ -365,9 +365,7 @@ void Unifier::apply(std::vector<Plan>& plans) {
   }
   record_pending_dirs(plans);
   adopt_reps(plans);
-  if (::syncfs(pool_.fd()) != 0) os::throw_errno("syncfs", pool_.root());
   link_members(plans);
-  if (::syncfs(pool_.fd()) != 0) os::throw_errno("syncfs", pool_.root());
   save_cache();
 }
 
@@ -407,6 +405,10 @@ void Unifier::adopt_reps(std::vector<Plan>& plans) {
       real.content = *rep.content;
       real.mtime_ns = to_ns(st.st_mtim);
       objects_.push_back(store_.adopt(fd.get(), real, path_of(rep)));
+      // Its data must be on disk before other files are replaced by links to it; usually it
+      // already is, and then fdatasync costs nothing (unlike syncfs, which would flush every
+      // other tenant's dirty data on a shared host).
+      if (::fdatasync(fd.get()) != 0) os::throw_errno("fdatasync", path_of(rep));
       p.object = objects_.size() - 1;
       rep.linked = true;
       ++report_.objects_created;
