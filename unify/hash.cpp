@@ -38,7 +38,6 @@ bool Hash128::parse(std::string_view hex, Hash128& out) {
 Hash128 hash_fd(int fd, const std::string& path, uint64_t* bytes_read) {
   std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> state(XXH3_createState(), &XXH3_freeState);
   XXH3_128bits_reset(state.get());
-  ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
   thread_local std::vector<char> buf(1 << 20);
   for (off_t off = 0;;) {
     ssize_t n = ::pread(fd, buf.data(), buf.size(), off);

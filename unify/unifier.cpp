@@ -13,6 +13,7 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <thread>
 #include <tuple>
 #include <unordered_map>
 #include <unordered_set>
@@ -111,6 +112,8 @@ class Unifier {
     std::lock_guard lock(mu_);
     report_.warnings.push_back(std::move(w));
   }
+  // Reading is mostly waiting for the disk: twice as many readers as cores keep it busy.
+  unsigned io_threads() const { return opts_.threads ? opts_.threads : 2 * std::max(1u, std::thread::hardware_concurrency()); }
   Hash128 group_hash(const Hash128& h) const { return opts_.hash_hook ? opts_.hash_hook(h) : h; }
 
   Pool& pool_;
@@ -234,7 +237,7 @@ void Unifier::hash_candidates() {
   for (size_t i = 0; i < cands_.size(); ++i)
     if (prekey_count_[pre_key(cands_[i].st, with_mtime)] >= 2) todo.push_back(i);
   std::atomic<uint64_t> done{0}, files_read{0}, bytes_read{0}, cached{0};
-  parallel_for(todo.size(), opts_.threads, [&](size_t t) {
+  parallel_for(todo.size(), io_threads(), [&](size_t t) {
     Candidate& c = cands_[todo[t]];
     try {
       unique_fd fd = open_candidate(c, O_RDONLY);
@@ -285,7 +288,7 @@ std::vector<Plan> Unifier::plan() {
     if (g.cands.size() + g.objs.size() >= 2) work.push_back(&g);
   std::vector<Plan> plans;
   std::atomic<uint64_t> done{0};
-  parallel_for(work.size(), opts_.threads, [&](size_t w) {
+  parallel_for(work.size(), io_threads(), [&](size_t w) {
     std::vector<Plan> local;
     plan_group(work[w]->cands, work[w]->objs, local);
     std::lock_guard lock(mu_);

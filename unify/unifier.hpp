@@ -19,7 +19,7 @@ struct UnifyOptions {
   std::vector<std::string> excludes;  // globs: with '/', matched against the path from the
                                       // guest root; without, against the file name
   bool dry_run = false;
-  unsigned threads = 0;  // 0: all cores
+  unsigned threads = 0;  // readers (hash, compare); 0: twice the cores
   std::function<void(const std::string&)> progress;  // receives one-line progress updates
 
   // Test hooks. hash_hook maps each content hash before grouping (forces collisions);
