@@ -24,7 +24,7 @@ using os::unique_fd;
 
 namespace {
 
-std::string temp_name() {
+std::string temp_name() {  // for entries in guest directories
   static std::atomic<uint64_t> counter{0};
   return fmt::format("{}{}.{}", kTempPrefix, ::getpid(), counter.fetch_add(1));
 }
@@ -72,23 +72,23 @@ ObjectRow Store::insert_row(const std::string& name, const FileKey& key, ino_t i
 ObjectRow Store::adopt(int fd, const FileKey& key, const std::string& path) {
   struct stat st {};
   if (::fstat(fd, &st) != 0) throw_errno("stat", path);
-  std::string tmp = temp_name();
   // A link via /proc/self/fd works for any open file, without a path into the guest tree.
-  // RENAME_NOREPLACE finds name collisions (same key name, different bytes: forced hashes).
+  // Straight to the final name: linkat never replaces, so EEXIST finds name collisions
+  // (same key name, different bytes: forced hashes). A crash before the index row is
+  // committed leaves an orphan that recovery reconciles.
   std::string self = "/proc/self/fd/" + std::to_string(fd);
-  if (::linkat(AT_FDCWD, self.c_str(), pool_.store_tmp_fd(), tmp.c_str(), AT_SYMLINK_FOLLOW) != 0)
-    throw_errno("link into the store", path);
   std::string base = object_name(key);
-  try {
-    for (int n = 0;; ++n) {
-      std::string name = n == 0 ? base : fmt::format("{}-{}", base, n);
-      if (::renameat2(pool_.store_tmp_fd(), tmp.c_str(), pool_.objects_fd(), name.c_str(), RENAME_NOREPLACE) == 0)
+  for (int n = 0;; ++n) {
+    std::string name = n == 0 ? base : fmt::format("{}-{}", base, n);
+    if (::linkat(AT_FDCWD, self.c_str(), pool_.objects_fd(), name.c_str(), AT_SYMLINK_FOLLOW) == 0) {
+      try {
         return insert_row(name, key, st.st_ino);
-      if (errno != EEXIST) throw_errno("rename into the store", name);
+      } catch (...) {
+        ::unlinkat(pool_.objects_fd(), name.c_str(), 0);
+        throw;
+      }
     }
-  } catch (...) {
-    ::unlinkat(pool_.store_tmp_fd(), tmp.c_str(), 0);
-    throw;
+    if (errno != EEXIST) throw_errno("link into the store", path);
   }
 }
 

@@ -1,0 +1,521 @@
+#include "unify/templates.hpp"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <spawn.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <unordered_set>
+
+#include "os/copy.hpp"
+#include "os/error.hpp"
+#include "os/walk.hpp"
+#include "os/xattrs.hpp"
+#include "unify/archive.hpp"
+#include "unify/object_set.hpp"
+
+extern char** environ;
+
+namespace vunify::unify {
+
+using os::throw_errno;
+using os::unique_fd;
+using os::UserError;
+
+// ---- ObjectSink ----
+
+ObjectSink::ObjectSink(Pool& pool) : pool_(pool), store_(pool) {
+  for (ObjectRow& row : store_.load()) {
+    FileKey k = row.key;
+    by_key_[k].push_back(std::move(row));
+  }
+}
+
+const ObjectRow* ObjectSink::find_equal(int fd, const FileKey& key, const std::string& path) {
+  auto it = by_key_.find(key);
+  if (it == by_key_.end()) return nullptr;
+  for (const ObjectRow& obj : it->second) {
+    int ofd = ::openat(pool_.objects_fd(), obj.name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
+    if (ofd < 0) continue;  // a stale index row: not a candidate
+    unique_fd object(ofd);
+    if (os::same_bytes(fd, ofd, path)) return &obj;  // equal hash but different bytes: keep apart
+  }
+  return nullptr;
+}
+
+void ObjectSink::place(int fd, const FileKey& key, int dirfd, const std::string& name, const std::string& path) {
+  if (const ObjectRow* obj = find_equal(fd, key, path)) {
+    // Our own temp tree: nobody else sees the gap between unlink and link.
+    if (::unlinkat(dirfd, name.c_str(), 0) != 0) throw_errno("remove", path);
+    if (::linkat(pool_.objects_fd(), obj->name.c_str(), dirfd, name.c_str(), 0) != 0)
+      throw_errno("link store object " + obj->name + " as", path);
+    ++deduplicated_;
+    return;
+  }
+  ObjectRow row = store_.adopt(fd, key, path);
+  created_.push_back(row.name);
+  by_key_[key].push_back(std::move(row));
+}
+
+void ObjectSink::discard_created() {
+  for (const std::string& name : created_) ::unlinkat(pool_.objects_fd(), name.c_str(), 0);
+  created_.clear();
+}
+
+// ---- PlaceQueue ----
+
+PlaceQueue::PlaceQueue(ObjectSink& sink) : sink_(sink), thread_([this] { work(); }) {}
+
+PlaceQueue::~PlaceQueue() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  changed_.notify_all();
+  thread_.join();
+}
+
+void PlaceQueue::rethrow() {
+  if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
+}
+
+void PlaceQueue::push(unique_fd file, unique_fd dir, std::string name, std::string path, const FileKey& key) {
+  std::unique_lock lock(mu_);
+  changed_.wait(lock, [this] { return jobs_.size() < 64 || error_; });
+  rethrow();
+  jobs_.push_back(Job{std::move(file), std::move(dir), std::move(name), std::move(path), key});
+  changed_.notify_all();
+}
+
+void PlaceQueue::drain() {
+  std::unique_lock lock(mu_);
+  changed_.wait(lock, [this] { return (jobs_.empty() && !busy_) || error_; });
+  rethrow();
+}
+
+void PlaceQueue::work() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    changed_.wait(lock, [this] { return stop_ || !jobs_.empty(); });
+    if (stop_) return;
+    Job job = std::move(jobs_.front());
+    jobs_.pop_front();
+    busy_ = true;
+    lock.unlock();
+    std::exception_ptr err;
+    try {
+      sink_.place(job.file.get(), job.key, job.dir.get(), job.name, job.path);
+    } catch (...) {
+      err = std::current_exception();
+    }
+    job = {};
+    lock.lock();
+    busy_ = false;
+    if (err && !error_) error_ = err;
+    if (err) jobs_.clear();
+    changed_.notify_all();
+  }
+}
+
+// ---- TemplateBuilder ----
+
+namespace {
+
+unique_fd templates_dir(Pool& pool) { return os::open_dir(pool.path("templates")); }
+
+const std::string& checked_new_name(Pool& pool, const std::string& name) {
+  Pool::check_name(name, "template");
+  if (has_template(pool, name)) throw UserError(fmt::format("template '{}' already exists", name));
+  struct stat st {};
+  if (::fstatat(pool.fd(), ("templates/" + name).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0)
+    throw UserError(fmt::format("{} exists but is not a registered template; remove it by hand", pool.path("templates/" + name)));
+  recover_templates(pool);
+  return name;
+}
+
+}  // namespace
+
+TemplateBuilder::TemplateBuilder(Pool& pool, const std::string& name, const std::string& source)
+    : pool_(pool),
+      name_(checked_new_name(pool, name)),
+      source_(source),
+      tmp_(fmt::format(".new-{}-{}", name, ::getpid())),
+      tx_(pool.index()),
+      sink_(pool) {
+  tmp_fd_ = templates_dir(pool);
+  if (::mkdirat(tmp_fd_.get(), tmp_.c_str(), 0700) != 0) throw_errno("create directory", pool.path("templates/" + tmp_));
+  try {
+    unique_fd dir = os::open_beneath(tmp_fd_.get(), tmp_, O_PATH | O_DIRECTORY);
+    if (::mkdirat(dir.get(), "root", 0700) != 0) throw_errno("create directory", tmp_ + "/root");
+    root_ = os::open_beneath(dir.get(), "root", O_RDONLY | O_DIRECTORY);
+  } catch (...) {
+    os::remove_tree(tmp_fd_.get(), tmp_);
+    throw;
+  }
+}
+
+TemplateBuilder::~TemplateBuilder() {
+  if (done_) return;
+  try {
+    root_.reset();
+    sink_.discard_created();
+    os::remove_tree(tmp_fd_.get(), tmp_);
+  } catch (...) {
+  }
+}
+
+void TemplateBuilder::commit() {
+  std::string data;
+  for (const auto& group : links_) {
+    for (const auto& p : group) data += p + '\0';
+    data += '\0';
+  }
+  unique_fd dir = os::open_beneath(tmp_fd_.get(), tmp_, O_PATH | O_DIRECTORY);
+  int fd = ::openat(dir.get(), "links", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) throw_errno("create", tmp_ + "/links");
+  unique_fd out(fd);
+  if (::write(fd, data.data(), data.size()) != static_cast<ssize_t>(data.size())) throw_errno("write", tmp_ + "/links");
+  if (::syncfs(pool_.fd()) != 0) throw_errno("syncfs", pool_.root());
+  pool_.index().prepare("INSERT INTO templates(name, created, source) VALUES(?,?,?)").bind(1, name_).bind(2, now_ns()).bind(3, source_).run();
+  if (::renameat2(tmp_fd_.get(), tmp_.c_str(), tmp_fd_.get(), name_.c_str(), RENAME_NOREPLACE) != 0)
+    throw_errno("rename into place", pool_.path("templates/" + name_));
+  try {
+    tx_.commit();
+  } catch (...) {
+    ::renameat(tmp_fd_.get(), name_.c_str(), tmp_fd_.get(), tmp_.c_str());
+    throw;
+  }
+  done_ = true;
+}
+
+// ---- queries ----
+
+std::vector<TemplateInfo> list_templates(Pool& pool) {
+  std::vector<TemplateInfo> out;
+  Stmt s = pool.index().prepare("SELECT name, created, source FROM templates ORDER BY name");
+  while (s.step()) out.push_back({s.col_text(0), s.col_int(1), s.col_text(2)});
+  return out;
+}
+
+bool has_template(Pool& pool, const std::string& name) {
+  Stmt s = pool.index().prepare("SELECT 1 FROM templates WHERE name=?");
+  s.bind(1, name);
+  return s.step();
+}
+
+unique_fd open_template_root(Pool& pool, const std::string& name) {
+  Pool::check_name(name, "template");
+  if (!has_template(pool, name)) throw UserError(fmt::format("no template named '{}' in pool {}", name, pool.root()));
+  unique_fd dir = templates_dir(pool);
+  return os::open_beneath(dir.get(), name + "/root", O_RDONLY | O_DIRECTORY);
+}
+
+LinkGroups read_link_groups(Pool& pool, const std::string& name) {
+  unique_fd dir = templates_dir(pool);
+  int fd = os::try_open_beneath(dir.get(), name + "/links", O_RDONLY);
+  if (fd == -ENOENT) return {};
+  if (fd < 0) {
+    errno = -fd;
+    throw_errno("open", pool.path("templates/" + name + "/links"));
+  }
+  unique_fd file(fd);
+  std::string data;
+  char buf[65536];
+  for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) != 0;) {
+    if (n < 0) throw_errno("read", pool.path("templates/" + name + "/links"));
+    data.append(buf, static_cast<size_t>(n));
+  }
+  LinkGroups groups(1);
+  for (size_t pos = 0; pos < data.size();) {
+    size_t end = data.find('\0', pos);
+    if (end == std::string::npos) break;
+    if (end == pos) groups.emplace_back();
+    else groups.back().push_back(data.substr(pos, end - pos));
+    pos = end + 1;
+  }
+  if (groups.back().empty()) groups.pop_back();
+  return groups;
+}
+
+void recover_templates(Pool& pool) {
+  unique_fd dir = templates_dir(pool);
+  os::walk_tree(dir.get(), [&](const os::WalkEntry& e) {
+    if (e.name[0] == '.') os::remove_tree(e.dirfd, e.name);
+    return false;
+  });
+}
+
+void remove_template(Pool& pool, const std::string& name, bool force) {
+  Pool::check_name(name, "template");
+  if (!has_template(pool, name)) throw UserError(fmt::format("no template named '{}'", name));
+  Stmt s = pool.index().prepare("SELECT count(*) FROM guests WHERE template=?");
+  s.bind(1, name);
+  s.step();
+  int64_t users = s.col_int(0);
+  if (users > 0 && !force)
+    throw UserError(fmt::format("template '{}' is used by {} guest(s); remove them first or use --force (their files stay)",
+                                name, users));
+  recover_templates(pool);
+  unique_fd dir = templates_dir(pool);
+  std::string doomed = fmt::format(".rm-{}-{}", name, ::getpid());
+  if (::renameat(dir.get(), name.c_str(), dir.get(), doomed.c_str()) != 0 && errno != ENOENT)
+    throw_errno("remove", pool.path("templates/" + name));
+  pool.index().prepare("DELETE FROM templates WHERE name=?").bind(1, name).run();
+  os::remove_tree(dir.get(), doomed);
+}
+
+// ---- ingest_tree: copy a directory tree into a template ----
+
+namespace {
+
+class Ingester {
+ public:
+  Ingester(TemplateBuilder& b, ObjectSet objects) : b_(b), objects_(std::move(objects)) {}
+  void copy_children(int src, int dst, const std::string& rel);
+  IngestStats stats;
+
+ private:
+  void copy_entry(int src, int dst, const std::string& name, const std::string& rel, const struct stat& st);
+  void copy_regular(int src, int dst, const std::string& name, const std::string& rel, const struct stat& st);
+  TemplateBuilder& b_;
+  ObjectSet objects_;
+  std::map<ino_t, std::pair<std::string, size_t>> first_;  // private hard links: ino -> (rel, group)
+};
+
+void Ingester::copy_children(int src, int dst, const std::string& rel) {
+  std::vector<std::pair<std::string, struct stat>> children;
+  os::walk_tree(src, [&](const os::WalkEntry& e) {
+    children.emplace_back(e.name, e.st);
+    return false;
+  });
+  for (auto& [name, st] : children) copy_entry(src, dst, name, os::join_path(rel, name), st);
+}
+
+void Ingester::copy_regular(int src, int dst, const std::string& name, const std::string& rel, const struct stat& st) {
+  ++stats.files;
+  stats.bytes += static_cast<uint64_t>(st.st_size);
+  if (objects_.contains(st)) {  // already a store object: share it
+    if (::linkat(src, name.c_str(), dst, name.c_str(), 0) != 0) throw_errno("link", rel);
+    return;
+  }
+  if (st.st_nlink > 1) {
+    auto it = first_.find(st.st_ino);
+    if (it != first_.end()) {
+      auto& [first_rel, group] = it->second;
+      auto slash = first_rel.rfind('/');
+      std::string parent = slash == std::string::npos ? "" : first_rel.substr(0, slash);
+      unique_fd pfd = os::open_beneath(b_.root_fd(), parent, O_PATH | O_DIRECTORY);
+      if (::linkat(pfd.get(), first_rel.substr(slash + 1).c_str(), dst, name.c_str(), 0) != 0) throw_errno("link", rel);
+      if (group == SIZE_MAX) {
+        group = b_.links().size();
+        b_.links().push_back({first_rel});
+      }
+      b_.links()[group].push_back(rel);
+      return;
+    }
+    first_[st.st_ino] = {rel, SIZE_MAX};
+  }
+  int sfd = ::openat(src, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
+  if (sfd < 0 && errno == EPERM) sfd = ::openat(src, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (sfd < 0) throw_errno("open", rel);
+  unique_fd in(sfd);
+  int tfd = ::openat(dst, name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (tfd < 0) throw_errno("create", rel);
+  unique_fd tmp(tfd);
+  os::copy_file_data(sfd, tfd, st.st_size, rel);
+  Hash128 h = hash_fd(tfd, rel);
+  os::copy_file_metadata(tfd, st, os::read_xattrs(sfd, rel), rel);
+  struct stat real {};
+  if (::fstat(tfd, &real) != 0) throw_errno("stat", rel);
+  b_.sink().place(tfd, file_key(h, real, os::read_xattrs(tfd, rel), true), dst, name, rel);
+}
+
+void Ingester::copy_entry(int src, int dst, const std::string& name, const std::string& rel, const struct stat& st) {
+  ++stats.entries;
+  switch (st.st_mode & S_IFMT) {
+    case S_IFDIR: {
+      if (::mkdirat(dst, name.c_str(), 0700) != 0) throw_errno("create directory", rel);
+      unique_fd s = os::open_beneath(src, name, O_RDONLY | O_DIRECTORY);
+      unique_fd d = os::open_beneath(dst, name, O_RDONLY | O_DIRECTORY);
+      copy_children(s.get(), d.get(), rel);
+      os::copy_file_metadata(d.get(), st, os::read_xattrs(s.get(), rel), rel);
+      return;
+    }
+    case S_IFREG:
+      return copy_regular(src, dst, name, rel, st);
+    case S_IFLNK: {
+      std::string target(static_cast<size_t>(st.st_size) + 1, '\0');
+      ssize_t n = ::readlinkat(src, name.c_str(), target.data(), target.size());
+      if (n < 0) throw_errno("read link", rel);
+      target.resize(static_cast<size_t>(n));
+      if (::symlinkat(target.c_str(), dst, name.c_str()) != 0) throw_errno("create symlink", rel);
+      break;
+    }
+    default:
+      if (::mknodat(dst, name.c_str(), (st.st_mode & S_IFMT) | 0600, st.st_rdev) != 0) throw_errno("create node", rel);
+      break;
+  }
+  os::copy_metadata_at(dst, name, st, os::read_xattrs_at(src, name));
+}
+
+}  // namespace
+
+IngestStats ingest_tree(Pool& pool, int src_root_fd, TemplateBuilder& builder) {
+  struct stat st {};
+  if (::fstat(src_root_fd, &st) != 0) throw_errno("stat", ".");
+  Ingester ing(builder, ObjectSet::load(pool));
+  ing.copy_children(src_root_fd, builder.root_fd(), "");
+  os::copy_file_metadata(builder.root_fd(), st, os::read_xattrs(src_root_fd, "."), ".");
+  return ing.stats;
+}
+
+// ---- the template commands ----
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+ImportResult finish(TemplateBuilder& b, std::chrono::steady_clock::time_point t0, const IngestStats& s = {}) {
+  ImportResult r;
+  r.entries = s.entries;
+  r.files = s.files;
+  r.bytes = s.bytes;
+  r.new_objects = b.sink().adopted();
+  r.shared_files = b.sink().deduplicated();
+  b.commit();
+  r.seconds = seconds_since(t0);
+  return r;
+}
+
+// Unmounts whatever a failed debootstrap left mounted beneath `dir` (proc, sys, ...), so that
+// removing the directory never walks into a mounted filesystem.
+void unmount_beneath(const std::string& dir) {
+  std::ifstream mounts("/proc/self/mounts");
+  std::vector<std::string> found;
+  std::string dev, mnt, rest;
+  while (mounts >> dev >> mnt && std::getline(mounts, rest))
+    if (mnt.starts_with(dir + "/")) found.push_back(mnt);
+  for (auto it = found.rbegin(); it != found.rend(); ++it) ::umount2(it->c_str(), MNT_DETACH);
+}
+
+int run_program(const std::vector<std::string>& argv) {
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid;
+  int rc = ::posix_spawnp(&pid, args[0], nullptr, nullptr, args.data(), environ);
+  if (rc != 0) {
+    errno = rc;
+    throw_errno("run", argv[0]);
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0)
+    if (errno != EINTR) throw_errno("wait for", argv[0]);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+}  // namespace
+
+ImportResult import_template(Pool& pool, const std::string& name, const std::string& file, const ImportLimits& limits) {
+  auto t0 = std::chrono::steady_clock::now();
+  unique_fd owned;
+  int fd = 0;
+  if (file != "-") {
+    fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw_errno("open archive", file);
+    owned.reset(fd);
+    struct stat st {};
+    struct statvfs vfs {};
+    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && ::statvfs(pool.root().c_str(), &vfs) == 0) {
+      uint64_t free_bytes = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+      if (static_cast<uint64_t>(st.st_size) + limits.reserve_bytes > free_bytes)
+        throw UserError(fmt::format("not enough free space in the pool for {} ({} bytes, {} free)", file, st.st_size, free_bytes));
+    }
+  }
+  TemplateBuilder b(pool, name, "archive:" + file);
+  ImportStats s = import_archive(fd, file == "-" ? "(stdin)" : file, b, limits);
+  ImportResult r = finish(b, t0);
+  r.entries = s.entries;
+  r.files = s.files;
+  r.bytes = s.bytes;
+  r.archive_bytes = s.archive_bytes;
+  return r;
+}
+
+ImportResult template_from_guest(Pool& pool, const std::string& name, const std::string& guest) {
+  auto t0 = std::chrono::steady_clock::now();
+  unique_fd root = pool.open_guest_root(guest);
+  TemplateBuilder b(pool, name, "guest:" + guest);
+  IngestStats s = ingest_tree(pool, root.get(), b);
+  return finish(b, t0, s);
+}
+
+ImportResult build_template(Pool& pool, const std::string& name, const DebootstrapOptions& o) {
+  auto t0 = std::chrono::steady_clock::now();
+  if (o.suite.empty()) throw UserError("--debootstrap needs a suite (e.g. bookworm)");
+  TemplateBuilder b(pool, name, fmt::format("debootstrap:{}/{}", o.suite, o.variant));
+  std::string tmp = fmt::format(".debootstrap-{}-{}", name, ::getpid());
+  std::string dir = pool.path("templates/" + tmp);
+  unique_fd tdir = os::open_dir(pool.path("templates"));
+  if (::mkdirat(tdir.get(), tmp.c_str(), 0700) != 0) throw_errno("create directory", dir);
+  struct Cleanup {
+    int fd;
+    std::string name, path;
+    ~Cleanup() {
+      try {
+        unmount_beneath(path);
+        os::remove_tree(fd, name);
+      } catch (...) {
+      }
+    }
+  } cleanup{tdir.get(), tmp, dir};
+  std::vector<std::string> argv = {"debootstrap"};
+  if (!o.variant.empty()) argv.push_back("--variant=" + o.variant);
+  if (!o.include.empty()) {
+    std::string inc;
+    for (const auto& p : o.include) inc += (inc.empty() ? "" : ",") + p;
+    argv.push_back("--include=" + inc);
+  }
+  argv.push_back(o.suite);
+  argv.push_back(dir);
+  if (!o.mirror.empty()) argv.push_back(o.mirror);
+  int rc = run_program(argv);
+  unmount_beneath(dir);
+  if (rc != 0) throw UserError(fmt::format("debootstrap failed (exit status {}); see its output above", rc));
+  unique_fd root = os::open_beneath(tdir.get(), tmp, O_RDONLY | O_DIRECTORY);
+  IngestStats s = ingest_tree(pool, root.get(), b);
+  return finish(b, t0, s);
+}
+
+uint64_t export_template(Pool& pool, const std::string& name, const std::string& file) {
+  unique_fd root = open_template_root(pool, name);
+  LinkGroups links = read_link_groups(pool, name);
+  std::string compression;
+  for (auto [suffix, c] : {std::pair{".gz", "gzip"}, std::pair{".tgz", "gzip"}, std::pair{".xz", "xz"}, std::pair{".zst", "zstd"},
+                           std::pair{".bz2", "bzip2"}})
+    if (file.ends_with(suffix)) compression = c;
+  if (file == "-") return export_tree(root.get(), links, 1, compression).entries;
+  int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw_errno("create", file);
+  unique_fd out(fd);
+  try {
+    uint64_t n = export_tree(root.get(), links, fd, compression).entries;
+    if (::fsync(fd) != 0) throw_errno("fsync", file);
+    return n;
+  } catch (...) {
+    ::unlink(file.c_str());
+    throw;
+  }
+}
+
+}  // namespace vunify::unify

@@ -1,0 +1,153 @@
+// Templates: trees whose regular files are all links to store objects.
+//
+//   POOL/templates/NAME/root    the template tree (guests are made from it)
+//   POOL/templates/NAME/links   hard-link groups of the original tree (NUL-separated paths, one
+//                               empty string ends a group): deduplicated files share an inode
+//                               too, so the tree alone cannot tell a hard link from equal files
+//   POOL/templates/.new-*       a template being made (removed if the run dies)
+#pragma once
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "os/unique_fd.hpp"
+#include "unify/file_key.hpp"
+#include "unify/pool.hpp"
+#include "unify/store.hpp"
+
+namespace vunify::unify {
+
+struct TemplateInfo {
+  std::string name;
+  int64_t created_ns = 0;
+  std::string source;
+};
+
+// Paths (relative to the template root) that are one file in the original tree.
+using LinkGroups = std::vector<std::vector<std::string>>;
+
+// Turns regular files into store links: a file equal (key and bytes) to an existing object
+// becomes a link to it, any other file is adopted as a new object.
+class ObjectSink {
+ public:
+  explicit ObjectSink(Pool& pool);
+  // `fd`: the open regular file `name` in `dirfd`, with its final content and metadata; `key`
+  // its key. Afterwards `name` is a link to a store object: an equal one, or `fd` adopted.
+  void place(int fd, const FileKey& key, int dirfd, const std::string& name, const std::string& path);
+  // Removes the objects this sink created (after the index transaction was rolled back).
+  void discard_created();
+  uint64_t adopted() const { return created_.size(); }
+  uint64_t deduplicated() const { return deduplicated_; }
+
+ private:
+  const ObjectRow* find_equal(int fd, const FileKey& key, const std::string& path);
+  Pool& pool_;
+  Store store_;
+  std::unordered_map<FileKey, std::vector<ObjectRow>, FileKeyHasher> by_key_;
+  std::vector<std::string> created_;
+  uint64_t deduplicated_ = 0;
+};
+
+// Runs ObjectSink::place on a second thread, so that storing files (link into the store,
+// index row) overlaps reading the next ones. Uses the sink (and the index) only from its thread.
+class PlaceQueue {
+ public:
+  explicit PlaceQueue(ObjectSink& sink);
+  ~PlaceQueue();  // stops the thread; queued files are left as they are
+  PlaceQueue(const PlaceQueue&) = delete;
+  PlaceQueue& operator=(const PlaceQueue&) = delete;
+  // Queues `name` in `dir` (open as `file`); rethrows an error of an earlier place().
+  void push(os::unique_fd file, os::unique_fd dir, std::string name, std::string path, const FileKey& key);
+  // Waits until every queued file is placed; rethrows an error of the worker.
+  void drain();
+
+ private:
+  struct Job {
+    os::unique_fd file, dir;
+    std::string name, path;
+    FileKey key;
+  };
+  void work();
+  void rethrow();
+  ObjectSink& sink_;
+  std::mutex mu_;
+  std::condition_variable changed_;
+  std::deque<Job> jobs_;
+  bool busy_ = false, stop_ = false;
+  std::exception_ptr error_;
+  std::thread thread_;
+};
+
+// Makes one template in a temp directory and installs it with commit(); destroyed without
+// commit, it removes everything it made (tree, new objects, index rows).
+class TemplateBuilder {
+ public:
+  TemplateBuilder(Pool& pool, const std::string& name, const std::string& source);
+  ~TemplateBuilder();
+  TemplateBuilder(const TemplateBuilder&) = delete;
+  TemplateBuilder& operator=(const TemplateBuilder&) = delete;
+
+  int root_fd() const { return root_.get(); }
+  ObjectSink& sink() { return sink_; }
+  LinkGroups& links() { return links_; }
+  void commit();
+
+ private:
+  Pool& pool_;
+  std::string name_, source_, tmp_;
+  os::unique_fd tmp_fd_, root_;
+  Transaction tx_;
+  ObjectSink sink_;
+  LinkGroups links_;
+  bool done_ = false;
+};
+
+std::vector<TemplateInfo> list_templates(Pool& pool);
+bool has_template(Pool& pool, const std::string& name);
+// O_RDONLY|O_DIRECTORY fd of templates/NAME/root; UserError if there is no such template.
+os::unique_fd open_template_root(Pool& pool, const std::string& name);
+LinkGroups read_link_groups(Pool& pool, const std::string& name);
+// Removes dot-named leftovers of interrupted runs in templates/ (Write access only).
+void recover_templates(Pool& pool);
+
+// Copies a directory tree (a guest, a debootstrap result) into the builder's root: regular
+// files that are already store objects are linked, others copied and put into the store.
+struct IngestStats {
+  uint64_t entries = 0, files = 0, bytes = 0;
+};
+IngestStats ingest_tree(Pool& pool, int src_root_fd, TemplateBuilder& builder);
+
+struct ImportLimits;
+struct ImportResult {
+  uint64_t entries = 0, files = 0, bytes = 0, archive_bytes = 0;
+  uint64_t new_objects = 0, shared_files = 0;  // files adopted / linked to existing objects
+  double seconds = 0;
+};
+
+// `template import NAME FILE` ("-": stdin).
+ImportResult import_template(Pool& pool, const std::string& name, const std::string& file, const ImportLimits& limits);
+// `template from-guest NAME GUEST`.
+ImportResult template_from_guest(Pool& pool, const std::string& name, const std::string& guest);
+
+struct DebootstrapOptions {
+  std::string suite, variant = "minbase", mirror;
+  std::vector<std::string> include;
+};
+// `template build NAME --debootstrap SUITE`: debootstrap into a temp dir of the pool, then
+// ingest that tree. debootstrap's own output goes to stderr.
+ImportResult build_template(Pool& pool, const std::string& name, const DebootstrapOptions& options);
+
+// `template export NAME FILE` ("-": stdout); compression from the suffix (.gz .xz .zst .bz2).
+uint64_t export_template(Pool& pool, const std::string& name, const std::string& file);
+
+// Removes a template; refuses while guests were made from it unless `force`.
+// Its objects stay while guests use them (vunify gc removes unused ones).
+void remove_template(Pool& pool, const std::string& name, bool force);
+
+}  // namespace vunify::unify
