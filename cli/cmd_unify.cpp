@@ -34,6 +34,12 @@ nlohmann::json to_json(const unify::UnifyReport& r) {
           {"bytes_saved", r.bytes_saved},
           {"changed_during_run", r.changed_during_run},
           {"seconds", r.seconds},
+          {"phase_seconds",
+           {{"scan", r.scan_seconds},
+            {"hash", r.hash_seconds},
+            {"compare", r.compare_seconds},
+            {"store", r.store_seconds},
+            {"link", r.link_seconds}}},
           {"warnings", r.warnings}};
 }
 

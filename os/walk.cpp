@@ -122,6 +122,10 @@ void remove_tree(int dirfd, const std::string& name) {
     throw_errno("stat", name);
   }
   if (S_ISDIR(st.st_mode)) {
+    struct stat parent {};
+    if (::fstat(dirfd, &parent) != 0) throw_errno("stat", ".");
+    // Never remove through a mount point (a view a caller forgot to unmount).
+    if (parent.st_dev != st.st_dev) throw SysError(EXDEV, "refusing to remove across a mount point", name);
     unique_fd child = open_child_dir(dirfd, name.c_str(), st, name);
     for (const std::string& n : list_dir(child.get(), name)) remove_tree(child.get(), n);
     if (::unlinkat(dirfd, name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT) throw_errno("remove directory", name);

@@ -36,7 +36,7 @@ using WalkLeave = std::function<void(const WalkEntry&)>;
 void walk_tree(int rootfd, const WalkVisit& visit, const WalkLeave& leave_dir = {});
 
 // Removes `name` in `dirfd` and everything beneath it, without following symlinks.
-// Missing is not an error.
+// Missing is not an error; a mount point beneath is (EXDEV), nothing is removed through it.
 void remove_tree(int dirfd, const std::string& name);
 
 // fstatat(AT_SYMLINK_NOFOLLOW) that throws.

@@ -195,7 +195,8 @@ unique_fd Pool::open_guest_root(const std::string& name) {
 
 bool Pool::guest_mounted(const std::string& name) const {
   struct stat mnt {}, parent {};
-  if (::stat(path("guests/" + name).c_str(), &mnt) != 0) return false;
+  // A view whose daemon died answers ENOTCONN: still mounted (stale) until unmounted.
+  if (::stat(path("guests/" + name).c_str(), &mnt) != 0) return errno == ENOTCONN;
   if (::stat(path("guests").c_str(), &parent) != 0) return false;
   return mnt.st_dev != parent.st_dev;
 }

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -83,6 +84,31 @@ std::string base_of(const std::string& rel) {
   return slash == std::string::npos ? rel : rel.substr(slash + 1);
 }
 
+// A new object's data must be on disk before other files are replaced by links to it.
+// Usually it already is, and fdatasync costs nothing; when it is not (a tree copied just
+// now), writeback starts at once for each file and is waited for a window later, so the
+// disk works on many files at a time. (syncfs would also flush every other tenant's data.)
+class DurableWindow {
+ public:
+  void add(unique_fd fd, std::string path) {
+    ::sync_file_range(fd.get(), 0, 0, SYNC_FILE_RANGE_WRITE);
+    window_.push_back({std::move(fd), std::move(path)});
+    if (window_.size() > kWindow) wait_oldest();
+  }
+  void drain() {
+    while (!window_.empty()) wait_oldest();
+  }
+
+ private:
+  static constexpr size_t kWindow = 256;
+  void wait_oldest() {
+    auto& [fd, path] = window_.front();
+    if (::fdatasync(fd.get()) != 0) os::throw_errno("fdatasync", path);
+    window_.pop_front();
+  }
+  std::deque<std::pair<unique_fd, std::string>> window_;
+};
+
 class Unifier {
  public:
   Unifier(Pool& pool, const UnifyOptions& opts) : pool_(pool), opts_(opts), store_(pool) {}
@@ -121,7 +147,7 @@ class Unifier {
   Store store_;
   UnifyReport report_;
   std::mutex mu_;
-  uint64_t steps_ = 0;
+  std::atomic<uint64_t> steps_{0};
   std::vector<std::string> names_;
   std::vector<unique_fd> roots_;
   std::vector<ObjectRow> objects_;
@@ -130,16 +156,30 @@ class Unifier {
   std::unordered_map<PreKey, uint32_t, PreKeyHasher> prekey_count_;
 };
 
+namespace {
+// Seconds since `since`, resetting `since` to now.
+double lap(std::chrono::steady_clock::time_point& since) {
+  auto now = std::chrono::steady_clock::now();
+  double s = std::chrono::duration<double>(now - since).count();
+  since = now;
+  return s;
+}
+}  // namespace
+
 UnifyReport Unifier::run() {
   auto t0 = std::chrono::steady_clock::now();
+  auto t = t0;
   open_guests();
   objects_ = store_.load();
   load_cache();
   scan();
+  report_.scan_seconds = lap(t);
   if (opts_.phase_hook) opts_.phase_hook("scanned");
   hash_candidates();
+  report_.hash_seconds = lap(t);
   if (opts_.phase_hook) opts_.phase_hook("hashed");
   std::vector<Plan> plans = plan();
+  report_.compare_seconds = lap(t);
   if (opts_.phase_hook) opts_.phase_hook("planned");
   if (opts_.dry_run) {
     for (const Plan& p : plans) {
@@ -366,9 +406,12 @@ void Unifier::apply(std::vector<Plan>& plans) {
     save_cache();
     return;
   }
+  auto t = std::chrono::steady_clock::now();
   record_pending_dirs(plans);
   adopt_reps(plans);
+  report_.store_seconds = lap(t);
   link_members(plans);
+  report_.link_seconds = lap(t);
   save_cache();
 }
 
@@ -389,6 +432,7 @@ void Unifier::record_pending_dirs(const std::vector<Plan>& plans) {
 }
 
 void Unifier::adopt_reps(std::vector<Plan>& plans) {
+  DurableWindow durable;
   Transaction tx(pool_.index());
   size_t done = 0;
   for (Plan& p : plans) {
@@ -408,10 +452,7 @@ void Unifier::adopt_reps(std::vector<Plan>& plans) {
       real.content = *rep.content;
       real.mtime_ns = to_ns(st.st_mtim);
       objects_.push_back(store_.adopt(fd.get(), real, path_of(rep)));
-      // Its data must be on disk before other files are replaced by links to it; usually it
-      // already is, and then fdatasync costs nothing (unlike syncfs, which would flush every
-      // other tenant's dirty data on a shared host).
-      if (::fdatasync(fd.get()) != 0) os::throw_errno("fdatasync", path_of(rep));
+      durable.add(std::move(fd), path_of(rep));
       p.object = objects_.size() - 1;
       rep.linked = true;
       ++report_.objects_created;
@@ -422,6 +463,7 @@ void Unifier::adopt_reps(std::vector<Plan>& plans) {
     }
     if ((++done & 255) == 0) progress(fmt::format("storing: {} objects", done));
   }
+  durable.drain();
   tx.commit();
 }
 
@@ -436,40 +478,52 @@ void Unifier::link_members(const std::vector<Plan>& plans) {
   std::sort(jobs.begin(), jobs.end(), [&](const Job& a, const Job& b) {
     return std::tie(cands_[a.cand].guest, cands_[a.cand].rel) < std::tie(cands_[b.cand].guest, cands_[b.cand].rel);
   });
-  size_t i = 0;
-  while (i < jobs.size()) {
+  // One range of jobs per directory; directories are linked in parallel (each rename may wait
+  // for the disk, e.g. a discard of the replaced file's blocks), each by one thread so its
+  // times can be restored after its last change.
+  std::vector<std::pair<size_t, size_t>> dirs;
+  for (size_t i = 0; i < jobs.size();) {
     const Candidate& first = cands_[jobs[i].cand];
     std::string dir = dir_of(first.rel);
     size_t end = i;
     while (end < jobs.size() && cands_[jobs[end].cand].guest == first.guest && dir_of(cands_[jobs[end].cand].rel) == dir) ++end;
+    dirs.emplace_back(i, end);
+    i = end;
+  }
+  std::atomic<uint64_t> linked{0}, saved{0}, changed{0};
+  parallel_for(dirs.size(), io_threads(), [&](size_t d) {
+    auto [begin, end] = dirs[d];
+    const Candidate& first = cands_[jobs[begin].cand];
+    std::string dir = dir_of(first.rel);
     int dfd = os::try_open_beneath(roots_[first.guest].get(), dir, O_RDONLY | O_DIRECTORY);
     if (dfd < 0) {
       warn(fmt::format("skipped directory {}:{}: {}", names_[first.guest], dir, std::strerror(-dfd)));
-      i = end;
-      continue;
+      return;
     }
     unique_fd dirfd(dfd);
     struct stat dst {};
     if (::fstat(dirfd.get(), &dst) != 0) os::throw_errno("stat", names_[first.guest] + ":" + dir);
-    for (; i < end; ++i) {
+    for (size_t i = begin; i < end; ++i) {
       Candidate& c = cands_[jobs[i].cand];
       std::string base = base_of(c.rel);
       struct stat st {};
       if (::fstatat(dirfd.get(), base.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !same_state(st, c.st)) {
-        ++report_.changed_during_run;
+        ++changed;
         continue;
       }
       step();
       store_.link_over(objects_[jobs[i].object], dirfd.get(), base, path_of(c));
       c.linked = true;
-      ++report_.files_linked;
-      if (st.st_nlink == 1) report_.bytes_saved += static_cast<uint64_t>(st.st_blocks) * 512;
-      if ((report_.files_linked & 1023) == 0) progress(fmt::format("linking: {}/{} files", report_.files_linked, jobs.size()));
+      if (st.st_nlink == 1) saved += static_cast<uint64_t>(st.st_blocks) * 512;
+      if ((++linked & 1023) == 0) progress(fmt::format("linking: {}/{} files", linked.load(), jobs.size()));
     }
     step();
     struct timespec times[2] = {dst.st_atim, dst.st_mtim};
     if (::futimens(dirfd.get(), times) != 0) os::throw_errno("restore times of", names_[first.guest] + ":" + dir);
-  }
+  });
+  report_.files_linked += linked;
+  report_.bytes_saved += saved;
+  report_.changed_during_run += changed;
 }
 
 // The index caches content hashes of unshared files, so the next run reads only changed files.

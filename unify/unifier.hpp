@@ -42,6 +42,7 @@ struct UnifyReport {
   uint64_t files_linked = 0, objects_created = 0, bytes_saved = 0;
   uint64_t changed_during_run = 0;
   double seconds = 0;
+  double scan_seconds = 0, hash_seconds = 0, compare_seconds = 0, store_seconds = 0, link_seconds = 0;
   std::vector<std::string> warnings;
 };
 
