@@ -1,8 +1,43 @@
+// vunify mount / umount: the FUSE guest views.
+#include <memory>
+#include <string>
+#include <vector>
+
 #include "cli/commands.hpp"
+#include "fs/mount_control.hpp"
 
 namespace vunify::cli {
 
-// The FUSE view commands (mount, umount) are not built yet.
-void add_mount_commands(CLI::App&, Globals&) {}
+namespace {
+
+struct MountArgs {
+  std::vector<std::string> names;
+  bool all = false;
+  bool no_passthrough = false;
+  bool lazy = false;
+  fs::MountOptions options;
+};
+
+}  // namespace
+
+void add_mount_commands(CLI::App& app, Globals& g) {
+  auto args = std::make_shared<MountArgs>();
+  auto* mount = app.add_subcommand("mount", "Mount guest views at POOL/guests/NAME (guest root: POOL/guests/NAME/root)");
+  mount->add_option("NAME", args->names, "Guests to mount");
+  mount->add_flag("--all", args->all, "Mount every guest");
+  mount->add_flag("--foreground", args->options.foreground, "Serve one guest in this process (debugging)");
+  mount->add_flag("--no-passthrough", args->no_passthrough, "Serve file I/O through the daemon (no kernel passthrough)");
+  mount->add_flag("--dev", args->options.allow_devices, "Allow device nodes of the guest to be opened (default: nodev)");
+  mount->callback([&g, args] {
+    args->options.passthrough = !args->no_passthrough;
+    fs::mount_guests(g.pool, args->names, args->all, args->options);
+  });
+
+  auto* umount = app.add_subcommand("umount", "Unmount guest views (their daemons exit)");
+  umount->add_option("NAME", args->names, "Guests to unmount");
+  umount->add_flag("--all", args->all, "Unmount every mounted guest");
+  umount->add_flag("--lazy", args->lazy, "Detach busy views (they go away when no longer used)");
+  umount->callback([&g, args] { fs::umount_guests(g.pool, args->names, args->all, args->lazy); });
+}
 
 }  // namespace vunify::cli

@@ -1,0 +1,71 @@
+#include "fs/context.hpp"
+
+#include <fcntl.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+
+#include "unify/pool.hpp"
+
+namespace vunify::fs {
+
+FsContext::FsContext(os::unique_fd backing_root_fd, os::unique_fd barrier_fd, const struct stat& barrier_st, int dev_fd,
+                     bool passthrough_wanted, unify::ObjectSet store_objects, const std::string& guest)
+    : backing_root(std::move(backing_root_fd)),
+      barrier(barrier_fd.release(), barrier_st, false, child_path_hash(0, guest)),  // inos differ per guest
+      barrier_attr(barrier_st),
+      passthrough(dev_fd, passthrough_wanted),
+      objects(std::move(store_objects)) {
+  barrier_attr.st_ino = FUSE_ROOT_ID;
+}
+
+Node& node_of(fuse_req_t req, fuse_ino_t ino) {
+  if (is_barrier(ino)) return context_of(req).barrier;
+  return *reinterpret_cast<Node*>(ino);
+}
+
+std::string proc_path(int fd) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "/proc/self/fd/%d", fd);
+  return buf;
+}
+
+bool is_store_object(const FsContext& ctx, const struct stat& st) {
+  return S_ISREG(st.st_mode) && ctx.objects.contains(st);
+}
+
+int node_attr(Node& node, struct stat& st) {
+  if (::fstatat(node.fd(), "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) return errno;
+  st.st_ino = node.shown_ino;
+  if (node.shared.load(std::memory_order_relaxed)) st.st_nlink = 1;
+  return 0;
+}
+
+int reopen(const Node& node, int flags) {
+  flags &= ~(O_CREAT | O_EXCL | O_NOCTTY | O_NOFOLLOW);
+  int fd = ::open(proc_path(node.fd()).c_str(), flags | O_CLOEXEC);
+  return fd < 0 ? -errno : fd;
+}
+
+int lookup_entry(fuse_req_t req, Node& parent, const char* name, fuse_entry_param& e) {
+  FsContext& ctx = context_of(req);
+  e = fuse_entry_param{};
+  int fd = ::openat(parent.fd(), name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return errno;
+  os::unique_fd path_fd(fd);
+  struct stat st;
+  if (::fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) return errno;
+  bool shared = is_store_object(ctx, st);
+  Node* node = ctx.nodes.lookup(parent, name, std::move(path_fd), st, shared);
+  e.attr = st;
+  e.attr.st_ino = node->shown_ino;
+  if (node->shared) e.attr.st_nlink = 1;
+  e.ino = node_id(node);
+  e.attr_timeout = ctx.timeout;
+  e.entry_timeout = ctx.timeout;
+  return 0;
+}
+
+}  // namespace vunify::fs

@@ -1,0 +1,47 @@
+// What every FUSE operation of a guest view works with (the session's userdata).
+#pragma once
+#include <sys/stat.h>
+
+#include <optional>
+#include <string>
+
+#include "fs/barrier.hpp"
+#include "fs/fuse.hpp"
+#include "fs/node_table.hpp"
+#include "fs/passthrough.hpp"
+#include "os/unique_fd.hpp"
+#include "unify/object_set.hpp"
+
+namespace vunify::fs {
+
+struct FsContext {
+  FsContext(os::unique_fd backing_root_fd, os::unique_fd barrier_fd, const struct stat& barrier_st, int dev_fd,
+            bool passthrough_wanted, unify::ObjectSet store_objects, const std::string& guest);
+
+  os::unique_fd backing_root;  // O_PATH fd of backing/NAME: the guest root
+  Node barrier;                // node 1: the mount root guests/NAME
+  struct stat barrier_attr;    // what host callers see of it
+  Barrier host_only;
+  NodeTable nodes;
+  Passthrough passthrough;
+  const unify::ObjectSet objects;  // inodes of store objects (loaded at mount)
+  double timeout = 86400.0;    // the daemon is the only writer of the backing tree
+};
+
+inline FsContext& context_of(fuse_req_t req) { return *static_cast<FsContext*>(fuse_req_userdata(req)); }
+Node& node_of(fuse_req_t req, fuse_ino_t ino);
+inline bool is_barrier(fuse_ino_t ino) { return ino == FUSE_ROOT_ID; }
+
+// The attributes the guest sees for a node: backing stat, with the node's own st_ino and,
+// for shared files, st_nlink 1 (the store's link is not the guest's). Returns errno or 0.
+int node_attr(Node& node, struct stat& st);
+// Reopens a node's O_PATH fd with `flags` (never following a final symlink).
+int reopen(const Node& node, int flags);
+// "/proc/self/fd/N" for a node's fd (for calls with no fd-based variant).
+std::string proc_path(int fd);
+// Looks up `name` in `parent` and fills the entry (counting a kernel lookup). Returns errno or 0.
+int lookup_entry(fuse_req_t req, Node& parent, const char* name, fuse_entry_param& e);
+// True if the backing inode `st` is a store object (shared: modifying it must break first).
+bool is_store_object(const FsContext& ctx, const struct stat& st);
+
+}  // namespace vunify::fs

@@ -1,0 +1,113 @@
+#include "fs/cow_break.hpp"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+
+#include "os/copy.hpp"
+#include "os/error.hpp"
+#include "os/xattrs.hpp"
+#include "unify/pool.hpp"
+
+namespace vunify::fs {
+
+namespace {
+
+using os::throw_errno;
+using os::unique_fd;
+
+// An anonymous private copy of the open shared file `src` in directory `dirfd`.
+unique_fd make_private_copy(int src, int dirfd, off_t keep_bytes, const std::string& name) {
+  struct stat st;
+  if (::fstat(src, &st) != 0) throw_errno("stat", name);
+  os::Xattrs xattrs = os::read_xattrs(src, name);  // markers excluded
+  unique_fd copy(::openat(dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
+  if (!copy) throw_errno("create private copy of", name);
+  off_t size = std::min(st.st_size, keep_bytes);
+  if (size > 0) os::copy_file_data(src, copy.get(), size, name);
+  if (::ftruncate(copy.get(), size) != 0) throw_errno("truncate private copy of", name);
+  os::copy_file_metadata(copy.get(), st, xattrs, name);
+  if (::fsync(copy.get()) != 0) throw_errno("fsync private copy of", name);
+  return copy;
+}
+
+std::string temp_name() {
+  static std::atomic<unsigned> counter{0};
+  return fmt::format("{}cow.{}.{}", unify::kTempPrefix, ::getpid(), counter.fetch_add(1));
+}
+
+// Renames the anonymous `copy` over `name` in `dirfd`, if `name` is still `node_fd`'s inode;
+// keeps the directory's mtime (the guest did not change the directory). False if the name
+// moved on (the copy then stays anonymous).
+bool put_in_place(int copy, int dirfd, const std::string& name, int node_fd) {
+  struct stat dir_st, at_name, node_st;
+  if (::fstat(dirfd, &dir_st) != 0) throw_errno("stat directory of", name);
+  if (::fstatat(dirfd, name.c_str(), &at_name, AT_SYMLINK_NOFOLLOW) != 0 || ::fstat(node_fd, &node_st) != 0 ||
+      at_name.st_ino != node_st.st_ino || at_name.st_dev != node_st.st_dev)
+    return false;
+  std::string tmp = temp_name();
+  if (::linkat(AT_FDCWD, proc_path(copy).c_str(), dirfd, tmp.c_str(), AT_SYMLINK_FOLLOW) != 0)
+    throw_errno("link private copy of", name);
+  if (::renameat(dirfd, tmp.c_str(), dirfd, name.c_str()) != 0) {
+    int err = errno;
+    ::unlinkat(dirfd, tmp.c_str(), 0);
+    errno = err;
+    throw_errno("rename private copy over", name);
+  }
+  struct timespec times[2] = {{0, UTIME_OMIT}, dir_st.st_mtim};
+  ::utimensat(AT_FDCWD, proc_path(dirfd).c_str(), times, 0);
+  return true;
+}
+
+}  // namespace
+
+int break_shared_locked(FsContext& ctx, Node& node, off_t keep_bytes) {
+  if (!node.shared.load()) return 0;
+  Node* parent = nullptr;
+  std::string name;
+  bool linked = ctx.nodes.linked_path(node, parent, name);
+  int dirfd = linked ? parent->fd() : ctx.backing_root.get();
+  if (!linked) name = "(unlinked file)";
+  try {
+    int src = reopen(node, O_RDONLY);
+    if (src < 0) return -src;
+    unique_fd src_fd(src);
+    unique_fd copy = make_private_copy(src, dirfd, keep_bytes, name);
+    if (linked) put_in_place(copy.get(), dirfd, name, node.fd());
+    unique_fd path_fd(::open(proc_path(copy.get()).c_str(), O_PATH | O_CLOEXEC));
+    struct stat st;
+    if (!path_fd || ::fstat(path_fd.get(), &st) != 0) throw_errno("reopen private copy of", name);
+    node.replace_fd(path_fd.release());
+    node.shared = false;
+    if (node.backing_id) {
+      // Open in passthrough mode on the object: the kernel inode cannot take another backing
+      // file, so the path gets a fresh node (opens of this one answer ESTALE: see ops_file).
+      node.backing_stale = true;
+      ctx.nodes.detach(node);
+    } else {
+      ctx.nodes.rekey_private(node, st);
+    }
+    ++node.epoch;
+    node.stale_opens = node.nopen;
+    return 0;
+  } catch (const os::SysError& e) {
+    fuse_log(FUSE_LOG_ERR, "copy-on-write break failed: %s\n", e.what());
+    return e.err() ? e.err() : EIO;
+  } catch (const std::exception& e) {
+    fuse_log(FUSE_LOG_ERR, "copy-on-write break failed: %s\n", e.what());
+    return EIO;
+  }
+}
+
+int break_if_shared(FsContext& ctx, Node& node, off_t keep_bytes) {
+  if (!node.shared.load()) return 0;
+  std::lock_guard lock(node.mu);
+  return break_shared_locked(ctx, node, keep_bytes);
+}
+
+}  // namespace vunify::fs

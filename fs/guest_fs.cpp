@@ -1,0 +1,132 @@
+#include "fs/guest_fs.hpp"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <memory>
+
+#include "fs/context.hpp"
+#include "fs/creds.hpp"
+#include "fs/ops.hpp"
+#include "os/error.hpp"
+
+namespace vunify::fs {
+
+namespace {
+
+using os::throw_errno;
+using os::unique_fd;
+
+void op_init(void*, fuse_conn_info* conn) {
+  auto want = [conn](unsigned cap, bool on) {
+    if (on && (conn->capable & cap)) conn->want |= cap;
+    if (!on) conn->want &= ~cap;
+  };
+  want(FUSE_CAP_ATOMIC_O_TRUNC, true);      // O_TRUNC arrives with OPEN: break to empty, no copy
+  want(FUSE_CAP_CACHE_SYMLINKS, true);
+  want(FUSE_CAP_AUTO_INVAL_DATA, false);    // the daemon is the only writer
+  want(FUSE_CAP_WRITEBACK_CACHE, false);    // excludes passthrough
+  want(FUSE_CAP_EXPORT_SUPPORT, false);
+  want(FUSE_CAP_NO_OPENDIR_SUPPORT, true);
+  want(FUSE_CAP_PARALLEL_DIROPS, true);
+  want(FUSE_CAP_READDIRPLUS, true);
+  want(FUSE_CAP_HANDLE_KILLPRIV, false);    // the kernel clears setuid bits on write/chown as usual
+}
+
+void op_destroy(void*) {}
+
+struct SessionDeleter {
+  void operator()(fuse_session* se) const { fuse_session_destroy(se); }
+};
+using Session = std::unique_ptr<fuse_session, SessionDeleter>;
+
+Session new_session(FsContext& ctx) {
+  fuse_lowlevel_ops ops{};
+  ops.init = op_init;
+  ops.destroy = op_destroy;
+  add_entry_ops(ops);
+  add_attr_ops(ops);
+  add_dir_ops(ops);
+  add_file_ops(ops);
+  add_xattr_ops(ops);
+  const char* argv[] = {"vunify-view", nullptr};
+  fuse_args args = FUSE_ARGS_INIT(1, const_cast<char**>(argv));
+  Session se(fuse_session_new(&args, &ops, sizeof ops, &ctx));
+  if (!se) throw os::SysError(EINVAL, "create FUSE session", "");
+  return se;
+}
+
+void raise_fd_limit() {
+  struct rlimit lim;
+  if (::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+    lim.rlim_cur = lim.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &lim);
+  }
+}
+
+// mount(2) of /dev/fuse fd `dev_fd` at the barrier directory.
+void mount_view(const ViewConfig& config, int dev_fd) {
+  std::string opts = fmt::format("fd={},rootmode=40000,user_id=0,group_id=0,allow_other,default_permissions", dev_fd);
+  unsigned long flags = 0;  // suid allowed: guests need sudo and ping with file capabilities
+  if (!config.allow_devices) flags |= MS_NODEV;
+  std::string source = "vunify:" + config.guest;
+  if (::mount(source.c_str(), config.mountpoint.c_str(), "fuse.vunify", flags, opts.c_str()) != 0)
+    throw_errno("mount the view at", config.mountpoint);
+}
+
+int run_loop(fuse_session* se) {
+  fuse_loop_config* cfg = fuse_loop_cfg_create();
+  fuse_loop_cfg_set_max_threads(cfg, 8);  // idle threads are kept (no create/exit churn)
+  int rc = fuse_session_loop_mt(se, cfg);
+  fuse_loop_cfg_destroy(cfg);
+  return rc;
+}
+
+}  // namespace
+
+int serve_view(const ViewConfig& config, const std::function<void(const std::string&)>& ready_arg) {
+  bool reported = false;
+  auto ready = [&](const std::string& error) {
+    if (!reported) ready_arg(error);
+    reported = true;
+  };
+  try {
+    ::umask(0);  // the kernel applies the caller's umask before requests reach us
+    raise_fd_limit();
+    keep_caps_across_fsuid();
+    unique_fd root(::open(config.backing_path.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!root) throw_errno("open guest tree", config.backing_path);
+    unique_fd barrier(::open(config.mountpoint.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    struct stat barrier_st;
+    if (!barrier || ::fstat(barrier.get(), &barrier_st) != 0) throw_errno("open mount point", config.mountpoint);
+    int dev_fd = ::open("/dev/fuse", O_RDWR | O_CLOEXEC);  // owned by the session once attached
+    if (dev_fd < 0) throw_errno("open", "/dev/fuse");
+    FsContext ctx(std::move(root), std::move(barrier), barrier_st, dev_fd, config.passthrough, config.objects, config.guest);
+    Session se = new_session(ctx);
+    fuse_custom_io io = ctx.passthrough.custom_io();
+    if (fuse_session_custom_io(se.get(), &io, dev_fd) != 0) {
+      ::close(dev_fd);
+      throw os::SysError(EINVAL, "attach /dev/fuse to the session for", config.mountpoint);
+    }
+    if (fuse_set_signal_handlers(se.get()) != 0) throw os::SysError(EINVAL, "install signal handlers for", config.mountpoint);
+    mount_view(config, dev_fd);
+    fuse_log(FUSE_LOG_INFO, "vunify: serving guest %s at %s (passthrough %s)\n", config.guest.c_str(),
+             config.mountpoint.c_str(), config.passthrough ? "wanted" : "off");
+    ready("");
+    int rc = run_loop(se.get());
+    if (rc > 0) rc = 0;  // ended by a signal (its number): a normal stop
+    fuse_remove_signal_handlers(se.get());
+    if (!ctx.passthrough.kernel_gone()) ::umount2(config.mountpoint.c_str(), MNT_DETACH);
+    fuse_log(FUSE_LOG_INFO, "vunify: guest %s unmounted (status %d)\n", config.guest.c_str(), rc);
+    return rc;
+  } catch (const std::exception& e) {
+    ready(e.what());
+    throw;
+  }
+}
+
+}  // namespace vunify::fs

@@ -1,0 +1,24 @@
+// Serving one guest's view: the FUSE session, its operation table and the mount.
+#pragma once
+#include <functional>
+#include <string>
+
+#include "unify/object_set.hpp"
+
+namespace vunify::fs {
+
+struct ViewConfig {
+  std::string guest;         // guest name (for messages and the mount source)
+  std::string backing_path;  // POOL/backing/NAME: the guest's real tree
+  std::string mountpoint;    // POOL/guests/NAME: the barrier directory
+  bool passthrough = true;   // use kernel passthrough when the kernel offers it
+  bool allow_devices = false;  // mount without nodev
+  unify::ObjectSet objects;    // store membership: a backing file is shared iff its inode is here
+};
+
+// Mounts the view and serves it until it is unmounted or the daemon gets SIGTERM/SIGINT/SIGHUP.
+// `ready` is called once the mount is in place (with "" on success; on failure with the error
+// message, and serve then throws). Returns the session loop's status.
+int serve_view(const ViewConfig& config, const std::function<void(const std::string& error)>& ready);
+
+}  // namespace vunify::fs

@@ -1,0 +1,204 @@
+#include "fs/mount_control.hpp"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+
+#include "fs/guest_fs.hpp"
+#include "os/error.hpp"
+#include "unify/object_set.hpp"
+#include "unify/pool.hpp"
+
+namespace vunify::fs {
+
+namespace {
+
+using os::throw_errno;
+using os::UserError;
+
+struct Plan {
+  std::string name;
+  ViewConfig view;
+  std::string log_path;
+  std::string pid_path;  // the daemon's pid while it serves
+};
+
+// Resolves names against the pool (holding its lock only for this) and says what to do.
+std::vector<std::string> resolve_names(unify::Pool& pool, std::vector<std::string> names, bool all) {
+  if (all) return pool.guest_names();
+  if (names.empty()) throw UserError("name the guests to act on, or use --all");
+  for (const auto& n : names) {
+    unify::Pool::check_name(n, "guest");
+    if (!pool.has_guest(n)) throw UserError(fmt::format("no guest named '{}' in pool {}", n, pool.root()));
+  }
+  return names;
+}
+
+void detach(const std::string& mountpoint) {
+  if (::umount2(mountpoint.c_str(), MNT_DETACH) != 0 && errno != EINVAL) throw_errno("unmount", mountpoint);
+}
+
+// Writes the daemon's first words (empty: mounted) to the pipe and closes it.
+void report_ready(int fd, const std::string& error) {
+  std::string msg = error.empty() ? "ok" : error;
+  ssize_t ignored = ::write(fd, msg.data(), msg.size());
+  (void)ignored;
+  ::close(fd);
+}
+
+void write_pid_file(const std::string& path) {
+  std::string tmp = path + ".tmp";
+  FILE* f = std::fopen(tmp.c_str(), "w");
+  if (!f) return;
+  std::fprintf(f, "%d\n", static_cast<int>(::getpid()));
+  std::fclose(f);
+  ::rename(tmp.c_str(), path.c_str());
+}
+
+// Waits (up to ~3 s) for the daemon named in `pid_path` to finish after its unmount: it
+// removes its pid file as its last step (a dead daemon never reaped still answers kill 0).
+void wait_for_daemon_exit(const std::string& pid_path) {
+  FILE* f = std::fopen(pid_path.c_str(), "r");
+  if (!f) return;
+  int pid = 0;
+  bool have = std::fscanf(f, "%d", &pid) == 1 && pid > 1;
+  std::fclose(f);
+  for (int i = 0; have && i < 300 && ::kill(pid, 0) == 0 && ::access(pid_path.c_str(), F_OK) == 0; ++i) ::usleep(10000);
+}
+
+[[noreturn]] void run_daemon(const Plan& plan, int ready_fd) {
+  ::setsid();
+  int log = ::open(plan.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (log >= 0) {
+    ::dup2(log, STDOUT_FILENO);
+    ::dup2(log, STDERR_FILENO);
+  }
+  if (null >= 0) ::dup2(null, STDIN_FILENO);
+  // Keep nothing of the command's open files but the ready pipe.
+  ::close_range(3, static_cast<unsigned>(ready_fd) - 1, 0);
+  ::close_range(static_cast<unsigned>(ready_fd) + 1, ~0U, 0);
+  if (::chdir("/") != 0) _exit(1);
+  write_pid_file(plan.pid_path);
+  try {
+    int rc = serve_view(plan.view, [ready_fd](const std::string& error) { report_ready(ready_fd, error); });
+    ::unlink(plan.pid_path.c_str());
+    _exit(rc == 0 ? 0 : 1);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "vunify view daemon for {}: {}\n", plan.name, e.what());
+    std::fflush(stderr);
+    _exit(1);
+  }
+}
+
+// Forks the daemon and waits until it reports the mount in place (or its failure).
+void start_daemon(const Plan& plan) {
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) throw_errno("create pipe for", plan.name);
+  std::fflush(nullptr);
+  pid_t pid = ::fork();
+  if (pid < 0) throw_errno("fork daemon for", plan.name);
+  if (pid == 0) {
+    ::close(pipe_fds[0]);
+    run_daemon(plan, pipe_fds[1]);
+  }
+  ::close(pipe_fds[1]);
+  std::string msg;
+  char buf[512];
+  for (ssize_t n; (n = ::read(pipe_fds[0], buf, sizeof buf)) != 0;) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) break;
+    msg.append(buf, static_cast<size_t>(n));
+  }
+  ::close(pipe_fds[0]);
+  if (msg == "ok") return;
+  ::waitpid(pid, nullptr, 0);
+  throw UserError(fmt::format("mounting guest {} failed: {} (log: {})", plan.name, msg.empty() ? "daemon died" : msg,
+                              plan.log_path));
+}
+
+}  // namespace
+
+MountState mount_state(const std::string& mountpoint) {
+  struct stat mnt, parent;
+  if (::stat(mountpoint.c_str(), &mnt) != 0) return errno == ENOTCONN ? MountState::Stale : MountState::NotMounted;
+  std::string up = mountpoint.substr(0, mountpoint.rfind('/'));
+  if (::stat(up.c_str(), &parent) != 0) return MountState::NotMounted;
+  return mnt.st_dev != parent.st_dev ? MountState::Live : MountState::NotMounted;
+}
+
+void mount_guests(const std::string& pool_root, std::vector<std::string> names, bool all, const MountOptions& options) {
+  std::vector<Plan> plans;
+  {
+    unify::Pool pool(pool_root, unify::Access::Read);  // the daemons do not hold the pool lock
+    unify::ObjectSet objects = unify::ObjectSet::load(pool);
+    for (const auto& name : resolve_names(pool, std::move(names), all)) {
+      std::string mnt = pool.path("guests/" + name);
+      MountState state = mount_state(mnt);
+      if (state == MountState::Live) {
+        fmt::print("guest {} is already mounted at {}\n", name, mnt);
+        continue;
+      }
+      if (state == MountState::Stale) {
+        detach(mnt);
+        fmt::print("guest {}: removed the stale mount of a dead daemon\n", name);
+      }
+      if (::mkdir(mnt.c_str(), 0755) != 0 && errno != EEXIST) throw_errno("create mount point", mnt);
+      ViewConfig view{name, pool.path("backing/" + name), mnt, options.passthrough, options.allow_devices, objects};
+      plans.push_back({name, view, pool.path("log/" + name + ".log"), pool.path("log/" + name + ".pid")});
+    }
+  }
+  if (options.foreground) {
+    if (plans.size() != 1) throw UserError("--foreground serves exactly one guest");
+    int rc = serve_view(plans[0].view, [&](const std::string& error) {
+      if (error.empty()) fmt::print(stderr, "guest {} mounted at {} (foreground; Ctrl-C unmounts)\n", plans[0].name,
+                                    plans[0].view.mountpoint);
+    });
+    if (rc != 0) throw UserError(fmt::format("the view of guest {} ended with status {}", plans[0].name, rc));
+    return;
+  }
+  for (const Plan& plan : plans) {
+    start_daemon(plan);
+    fmt::print("guest {} mounted at {}\n", plan.name, plan.view.mountpoint);
+  }
+}
+
+void umount_guests(const std::string& pool_root, std::vector<std::string> names, bool all, bool lazy) {
+  struct Target {
+    std::string name, mountpoint, pid_path;
+  };
+  std::vector<Target> targets;
+  {
+    unify::Pool pool(pool_root, unify::Access::Read);
+    for (const auto& name : resolve_names(pool, std::move(names), all))
+      targets.push_back({name, pool.path("guests/" + name), pool.path("log/" + name + ".pid")});
+  }
+  for (const auto& [name, mnt, pid_path] : targets) {
+    switch (mount_state(mnt)) {
+      case MountState::NotMounted:
+        if (!all) fmt::print("guest {} is not mounted\n", name);
+        break;
+      case MountState::Stale:
+        detach(mnt);
+        fmt::print("guest {}: removed the stale mount of a dead daemon\n", name);
+        break;
+      case MountState::Live:
+        if (::umount2(mnt.c_str(), lazy ? MNT_DETACH : 0) != 0) {
+          if (errno == EBUSY)
+            throw UserError(fmt::format("guest {} is busy (processes use its view); stop them or use --lazy", name));
+          throw_errno("unmount", mnt);
+        }
+        if (!lazy) wait_for_daemon_exit(pid_path);
+        fmt::print("guest {} unmounted\n", name);
+        break;
+    }
+  }
+}
+
+}  // namespace vunify::fs

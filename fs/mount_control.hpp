@@ -1,0 +1,26 @@
+// `vunify mount` / `vunify umount`: one view daemon per guest, started outside any guest
+// namespace, logging to POOL/log/NAME.log; stale mounts of dead daemons are cleaned up.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace vunify::fs {
+
+struct MountOptions {
+  bool foreground = false;     // serve in this process (debugging), logging to stderr
+  bool passthrough = true;     // --no-passthrough turns kernel passthrough off
+  bool allow_devices = false;  // mount without nodev
+};
+
+enum class MountState { NotMounted, Live, Stale };
+// Whether POOL/guests/NAME is a live view, the mount of a dead daemon (ENOTCONN), or neither.
+MountState mount_state(const std::string& mountpoint);
+
+// Mounts each guest (all guests if `names` is empty and `all`); prints one line per guest.
+// Returns once every mount is live. Throws UserError for unknown guests or a failed daemon.
+void mount_guests(const std::string& pool_root, std::vector<std::string> names, bool all, const MountOptions& options);
+
+// Unmounts each guest (stale mounts lazily). With `lazy`, a busy mount is detached.
+void umount_guests(const std::string& pool_root, std::vector<std::string> names, bool all, bool lazy);
+
+}  // namespace vunify::fs

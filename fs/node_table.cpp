@@ -1,0 +1,163 @@
+#include "fs/node_table.hpp"
+
+#include <unistd.h>
+
+namespace vunify::fs {
+
+namespace {
+
+// Synthetic inode numbers for shared files have the top bit set: backing filesystems
+// never hand out such numbers, so they cannot collide with private inodes.
+constexpr uint64_t kSyntheticInoBit = 1ULL << 63;
+
+}  // namespace
+
+uint64_t child_path_hash(uint64_t parent_hash, std::string_view name) {
+  uint64_t h = parent_hash ^ 0xcbf29ce484222325ULL;
+  for (unsigned char c : name) h = (h ^ c) * 0x100000001b3ULL;
+  h = (h ^ '/') * 0x100000001b3ULL;
+  return h;
+}
+
+Node::Node(int fd, const struct stat& st, bool is_shared, uint64_t path_hash_value)
+    : type(st.st_mode & S_IFMT),
+      shown_ino(is_shared ? (path_hash_value | kSyntheticInoBit) : st.st_ino),
+      path_hash(path_hash_value),
+      shared(is_shared),
+      path_fd(fd) {}
+
+Node::~Node() {
+  int fd = path_fd.load();
+  if (fd >= 0) ::close(fd);
+  for (int old : retired_fds) ::close(old);
+}
+
+void Node::replace_fd(int new_path_fd) {
+  retired_fds.push_back(path_fd.exchange(new_path_fd, std::memory_order_acq_rel));
+}
+
+NodeTable::~NodeTable() {
+  std::vector<Node*> all;
+  for (auto& [k, n] : by_id_) all.push_back(n);
+  for (auto& [k, n] : by_path_) all.push_back(n);
+  for (Node* n : all) delete n;
+}
+
+Node* NodeTable::take_path_key(uint64_t parent, std::string_view name) {
+  auto it = by_path_.find(PathKey{parent, std::string(name)});
+  if (it == by_path_.end()) return nullptr;
+  Node* n = it->second;
+  by_path_.erase(it);
+  n->in_table = false;
+  return n;
+}
+
+Node* NodeTable::lookup(Node& parent, std::string_view name, os::unique_fd path_fd, const struct stat& st, bool shared) {
+  std::lock_guard lock(mu_);
+  Node* found = nullptr;
+  if (shared) {
+    auto it = by_path_.find(PathKey{node_id(&parent), std::string(name)});
+    if (it != by_path_.end()) {
+      if (it->second->key_dev == st.st_dev && it->second->key_ino == st.st_ino) found = it->second;
+      else take_path_key(node_id(&parent), name);  // the path now names another inode
+    }
+  } else {
+    auto it = by_id_.find(IdKey{st.st_dev, st.st_ino});
+    if (it != by_id_.end()) found = it->second;
+  }
+  if (found) {
+    ++found->nlookup;
+    return found;
+  }
+  auto* node = new Node(path_fd.release(), st, shared, child_path_hash(parent.path_hash, name));
+  node->key_dev = st.st_dev;
+  node->key_ino = st.st_ino;
+  node->nlookup = 1;
+  node->in_table = true;
+  if (shared) {
+    node->key_parent = node_id(&parent);
+    node->key_name = name;
+    by_path_.emplace(PathKey{node->key_parent, node->key_name}, node);
+  } else {
+    by_id_.emplace(IdKey{st.st_dev, st.st_ino}, node);
+  }
+  return node;
+}
+
+void NodeTable::add_lookup(Node& node) {
+  std::lock_guard lock(mu_);
+  ++node.nlookup;
+}
+
+void NodeTable::unkey(Node& node) {
+  if (!node.in_table) return;
+  if (node.key_parent) {
+    auto it = by_path_.find(PathKey{node.key_parent, node.key_name});
+    if (it != by_path_.end() && it->second == &node) by_path_.erase(it);
+  } else {
+    auto it = by_id_.find(IdKey{node.key_dev, node.key_ino});
+    if (it != by_id_.end() && it->second == &node) by_id_.erase(it);
+  }
+  node.in_table = false;
+}
+
+void NodeTable::forget(Node* node, uint64_t n) {
+  {
+    std::lock_guard lock(mu_);
+    node->nlookup = n >= node->nlookup ? 0 : node->nlookup - n;
+    if (node->nlookup) return;
+    unkey(*node);
+  }
+  delete node;
+}
+
+void NodeTable::rekey_private(Node& node, const struct stat& st) {
+  std::lock_guard lock(mu_);
+  unkey(node);
+  node.key_parent = 0;
+  node.key_name.clear();
+  node.key_name.shrink_to_fit();
+  node.key_dev = st.st_dev;
+  node.key_ino = st.st_ino;
+  auto [it, inserted] = by_id_.emplace(IdKey{st.st_dev, st.st_ino}, &node);
+  if (!inserted) it->second = &node;
+  node.in_table = true;
+}
+
+void NodeTable::detach(Node& node) {
+  std::lock_guard lock(mu_);
+  unkey(node);
+}
+
+void NodeTable::unlinked(Node& parent, std::string_view name) {
+  std::lock_guard lock(mu_);
+  take_path_key(node_id(&parent), name);
+}
+
+void NodeTable::renamed(Node& parent, std::string_view name, Node& new_parent, std::string_view new_name, bool exchange) {
+  std::lock_guard lock(mu_);
+  Node* moved = take_path_key(node_id(&parent), name);
+  Node* target = take_path_key(node_id(&new_parent), new_name);
+  auto put = [&](Node* n, Node& p, std::string_view nm) {
+    n->key_parent = node_id(&p);
+    n->key_name = nm;
+    n->in_table = by_path_.emplace(PathKey{n->key_parent, n->key_name}, n).second;
+  };
+  if (moved) put(moved, new_parent, new_name);
+  if (target && exchange) put(target, parent, name);
+}
+
+bool NodeTable::linked_path(const Node& node, Node*& parent, std::string& name) {
+  std::lock_guard lock(mu_);
+  if (!node.in_table || !node.key_parent) return false;
+  parent = reinterpret_cast<Node*>(node.key_parent);
+  name = node.key_name;
+  return true;
+}
+
+size_t NodeTable::size() {
+  std::lock_guard lock(mu_);
+  return by_id_.size() + by_path_.size();
+}
+
+}  // namespace vunify::fs

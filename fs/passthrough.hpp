@@ -1,0 +1,43 @@
+// Kernel FUSE passthrough (Linux >= 6.9) without a libfuse API for it: the daemon sees the
+// raw INIT request and patches the INIT and OPEN/CREATE replies through fuse_session_custom_io
+// (protocol fields from linux/fuse.h 7.40; see ../shared/probes/passthrough.cc).
+#pragma once
+#include <atomic>
+
+#include "fs/fuse.hpp"
+
+namespace vunify::fs {
+
+class Passthrough {
+ public:
+  Passthrough(int dev_fd, bool wanted) : dev_fd_(dev_fd), wanted_(wanted) {}
+
+  // True once the kernel accepted passthrough for this connection.
+  bool active() const { return active_.load(std::memory_order_relaxed); }
+  // Registers an open backing file with the kernel: backing id > 0, or 0 (then serve I/O
+  // through the daemon; failures turn passthrough off for later opens).
+  int open_backing(int fd);
+  void close_backing(int backing_id);
+
+  // True once the kernel ended the connection (unmounted): nothing left to unmount.
+  bool kernel_gone() const { return kernel_gone_.load(); }
+  void set_kernel_gone() { kernel_gone_ = true; }
+
+  // The session's custom I/O hooks (the session's userdata is the FsContext).
+  fuse_custom_io custom_io() const;
+
+  // Replies to OPEN/CREATE; a backing_id > 0 makes the open a passthrough open.
+  static void reply_open(fuse_req_t req, fuse_file_info* fi, int backing_id);
+  static void reply_create(fuse_req_t req, const fuse_entry_param* e, fuse_file_info* fi, int backing_id);
+
+  // Called by the hooks.
+  void saw_init_request(const void* init_in, size_t len);
+  void patch_init_reply(void* init_out, size_t len);
+
+ private:
+  int dev_fd_;
+  bool wanted_;
+  std::atomic<bool> kernel_offers_{false}, kernel_offers_dio_mmap_{false}, active_{false}, kernel_gone_{false};
+};
+
+}  // namespace vunify::fs
