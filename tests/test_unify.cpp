@@ -1,5 +1,6 @@
 // The unify engine on real trees: metadata kept exactly, only equal keys linked, equal
 // bytes proven, guest-internal hard links left alone, incremental re-runs.
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -178,4 +179,32 @@ TEST_CASE("unify leaves small and excluded files alone, and a dry run changes no
   CHECK(unify::excluded({"var/log/*"}, "var/log/x.log"));
   CHECK(unify::excluded({"/var/cache"}, "var/cache/apt/pkg.bin"));
   CHECK_FALSE(unify::excluded({"var/log/*"}, "usr/var/log/x"));
+}
+
+TEST_CASE("directory times are restored even when files sort around a subdirectory", "[unify]") {
+  VUNIFY_REQUIRE_ROOT();
+  PoolFixture f;
+  // d/a < d/m/b < d/z: the files of d come before and after those of its subdirectory.
+  for (const char* g : {"a", "b", "c"}) {
+    std::string root = f.dir / g;
+    for (int d = 0; d < 60; ++d) {
+      std::string dir = root + "/d" + std::to_string(d);
+      test::write_file(dir + "/a", "first " + std::to_string(d));
+      test::write_file(dir + "/m/b", "middle " + std::to_string(d));
+      test::write_file(dir + "/z", "last " + std::to_string(d));
+      struct timespec ts[2] = {{1300000000, 0}, {1300000000 + d, 11}};
+      ::utimensat(AT_FDCWD, (dir + "/m").c_str(), ts, 0);
+      ::utimensat(AT_FDCWD, dir.c_str(), ts, 0);
+    }
+    f.add(g, root);
+  }
+  std::map<std::string, test::Snapshot> before;
+  for (const char* g : {"a", "b", "c"}) before[g] = test::snapshot(f.backing(g));
+  unify::UnifyReport r = f.run();
+  CHECK(r.files_linked == 2 * 3 * 60);
+  for (const char* g : {"a", "b", "c"}) {
+    auto d = test::diff(before[g], test::snapshot(f.backing(g)));
+    INFO(g << ": " << (d.empty() ? "" : d[0]));
+    CHECK(d.empty());
+  }
 }

@@ -471,22 +471,23 @@ void Unifier::link_members(const std::vector<Plan>& plans) {
   struct Job {
     size_t cand;
     size_t object;
+    std::string dir;
   };
   std::vector<Job> jobs;
   for (const Plan& p : plans)
-    for (size_t m : p.members) jobs.push_back({m, *p.object});
+    for (size_t m : p.members) jobs.push_back({m, *p.object, dir_of(cands_[m].rel)});
+  // Sorted by directory (not by path: "etc/a" < "etc/x/b" < "etc/z" would split etc in two),
+  // so each directory is one range, changed by one thread only.
   std::sort(jobs.begin(), jobs.end(), [&](const Job& a, const Job& b) {
-    return std::tie(cands_[a.cand].guest, cands_[a.cand].rel) < std::tie(cands_[b.cand].guest, cands_[b.cand].rel);
+    return std::tie(cands_[a.cand].guest, a.dir, cands_[a.cand].rel) < std::tie(cands_[b.cand].guest, b.dir, cands_[b.cand].rel);
   });
   // One range of jobs per directory; directories are linked in parallel (each rename may wait
   // for the disk, e.g. a discard of the replaced file's blocks), each by one thread so its
   // times can be restored after its last change.
   std::vector<std::pair<size_t, size_t>> dirs;
   for (size_t i = 0; i < jobs.size();) {
-    const Candidate& first = cands_[jobs[i].cand];
-    std::string dir = dir_of(first.rel);
     size_t end = i;
-    while (end < jobs.size() && cands_[jobs[end].cand].guest == first.guest && dir_of(cands_[jobs[end].cand].rel) == dir) ++end;
+    while (end < jobs.size() && cands_[jobs[end].cand].guest == cands_[jobs[i].cand].guest && jobs[end].dir == jobs[i].dir) ++end;
     dirs.emplace_back(i, end);
     i = end;
   }
@@ -494,7 +495,7 @@ void Unifier::link_members(const std::vector<Plan>& plans) {
   parallel_for(dirs.size(), io_threads(), [&](size_t d) {
     auto [begin, end] = dirs[d];
     const Candidate& first = cands_[jobs[begin].cand];
-    std::string dir = dir_of(first.rel);
+    const std::string& dir = jobs[begin].dir;
     int dfd = os::try_open_beneath(roots_[first.guest].get(), dir, O_RDONLY | O_DIRECTORY);
     if (dfd < 0) {
       warn(fmt::format("skipped directory {}:{}: {}", names_[first.guest], dir, std::strerror(-dfd)));
