@@ -136,6 +136,28 @@ TEST_CASE("setuid bits and file capabilities work when executed through the view
   CHECK(suid.out == "0\n");
 }
 
+TEST_CASE("a write by an unprivileged guest user clears setuid and setgid bits", "[fs][view]") {
+  VUNIFY_REQUIRE_FUSE();
+  if (run("command -v setpriv").status != 0) {
+    WARN("skipped: setpriv (util-linux) missing");
+    return;
+  }
+  for (bool passthrough : {true, false}) {
+    INFO("passthrough " << passthrough);
+    ViewPool v(1, passthrough, false);
+    REQUIRE(::chmod(v.tmp.path().c_str(), 0755) == 0);  // nobody must reach the view
+    write_file(v.backing("g1", "home/prog"), std::string(300000, 'p'), 06775, 65534, 65534);
+    v.mount_all();
+    std::string prog = v.root("g1", "home/prog");
+    auto wrote = run("setpriv --reuid=65534 --regid=65534 --clear-groups sh -c \"echo more >> '" + prog + "'\"");
+    INFO(wrote.out);
+    CHECK(wrote.status == 0);
+    struct stat st = lstat_of(prog);
+    CHECK((st.st_mode & 07777) == 0775);
+    CHECK(st.st_size == 300005);
+  }
+}
+
 TEST_CASE("mount is idempotent, and a dead daemon's mount is cleaned up and remounted", "[fs][view]") {
   VUNIFY_REQUIRE_FUSE();
   ViewPool v(1);
