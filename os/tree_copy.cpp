@@ -62,10 +62,7 @@ bool TreeCopier::link_if_seen(int dst_dir, const std::string& name, const struct
 }
 
 void TreeCopier::copy_regular(int src_dir, int dst_dir, const std::string& name, const std::string& rel, const struct stat& st) {
-  int sfd = ::openat(src_dir, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
-  if (sfd < 0 && errno == EPERM) sfd = ::openat(src_dir, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (sfd < 0) throw_errno("open", rel);
-  unique_fd src(sfd);
+  unique_fd src = open_read_at(src_dir, name, rel);
   int dfd = ::openat(dst_dir, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (dfd < 0) throw_errno("create", rel);
   unique_fd dst(dfd);

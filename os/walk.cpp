@@ -33,6 +33,13 @@ unique_fd open_beneath(int rootfd, const std::string& rel, int flags, mode_t mod
   return unique_fd(fd);
 }
 
+unique_fd open_read_at(int dirfd, const std::string& name, const std::string& path_for_errors) {
+  int fd = ::openat(dirfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
+  if (fd < 0 && errno == EPERM) fd = ::openat(dirfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) throw_errno("open", path_for_errors);
+  return unique_fd(fd);
+}
+
 unique_fd open_dir(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) throw_errno("open directory", path);

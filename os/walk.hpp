@@ -16,6 +16,11 @@ unique_fd open_beneath(int rootfd, const std::string& rel, int flags, mode_t mod
 // Same, returning -errno instead of throwing.
 int try_open_beneath(int rootfd, const std::string& rel, int flags, mode_t mode = 0);
 
+// Opens `name` in `dirfd` read-only without following a final symlink, with O_NOATIME where
+// the caller may use it (it may not on files it does not own without CAP_FOWNER).
+// Throws SysError (path = `path_for_errors`).
+unique_fd open_read_at(int dirfd, const std::string& name, const std::string& path_for_errors);
+
 // Opens a directory by path (host path given by the user/pool), following nothing at the end.
 unique_fd open_dir(const std::string& path);
 

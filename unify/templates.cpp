@@ -323,10 +323,8 @@ void Ingester::copy_regular(int src, int dst, const std::string& name, const std
     }
     first_[st.st_ino] = {rel, SIZE_MAX};
   }
-  int sfd = ::openat(src, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
-  if (sfd < 0 && errno == EPERM) sfd = ::openat(src, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (sfd < 0) throw_errno("open", rel);
-  unique_fd in(sfd);
+  unique_fd in = os::open_read_at(src, name, rel);
+  int sfd = in.get();
   int tfd = ::openat(dst, name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (tfd < 0) throw_errno("create", rel);
   unique_fd tmp(tfd);
