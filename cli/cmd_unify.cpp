@@ -22,6 +22,7 @@ nlohmann::json to_json(const unify::UnifyReport& r) {
           {"files_scanned", r.files_scanned},
           {"already_shared", r.already_shared},
           {"skipped_hardlinks", r.skipped_hardlinks},
+          {"link_groups", r.link_groups},
           {"skipped_small", r.skipped_small},
           {"skipped_excluded", r.skipped_excluded},
           {"files_read", r.files_read},
@@ -49,8 +50,9 @@ void print_report(const unify::UnifyReport& r, bool dry_run) {
              "{:.2f} s)\n",
              dry_run ? "dry run: would link " : "", r.files_linked, r.objects_created, human_bytes(r.bytes_saved), r.guests,
              r.files_scanned, r.already_shared, human_bytes(r.bytes_read), r.seconds);
+  if (r.link_groups) fmt::print("{} hard-link groups of a guest unified as one file each\n", r.link_groups);
   if (r.skipped_hardlinks)
-    fmt::print("{} files with guest-internal hard links left alone\n", r.skipped_hardlinks);
+    fmt::print("{} files with hard links reaching outside their guest left alone\n", r.skipped_hardlinks);
   if (r.collisions) fmt::print("{} hash collisions with different bytes kept apart\n", r.collisions);
   if (r.changed_during_run) fmt::print("{} files changed during the run and were left alone\n", r.changed_during_run);
 }

@@ -6,11 +6,14 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <set>
 
 #include "os/error.hpp"
 #include "os/walk.hpp"
 #include "unify/guests.hpp"
+#include "unify/link_groups.hpp"
+#include "unify/object_set.hpp"
 #include "unify/store.hpp"
 
 namespace vunify::unify {
@@ -102,6 +105,43 @@ void check_temp_entries(Pool& pool, bool repair, FsckReport& r) {
   }
 }
 
+// Recorded hard-link groups against the trees: a group caught halfway, or one whose members
+// no longer share one store object, is a problem; --repair resolves it.
+void check_link_groups(Pool& pool, bool repair, FsckReport& r) {
+  ObjectSet objects = ObjectSet::load(pool);
+  os::unique_fd dir = open_links_dir(pool);
+  for (const std::string& name : pool.guest_names()) {
+    GuestLinks links;
+    try {
+      links = read_links(dir.get(), name);
+    } catch (const os::UserError& e) {
+      r.problems.push_back(e.what());
+      if (repair && ::unlinkat(dir.get(), name.c_str(), 0) == 0) r.repaired.push_back(fmt::format("removed links/{}", name));
+      continue;
+    }
+    for (const LinkGroup& g : links) {
+      std::vector<ResolvedMember> res = resolve_members(pool.fd(), g);
+      std::set<ino_t> inos;
+      bool all_shared = true;
+      for (const ResolvedMember& m : res) {
+        if (!m.exists) continue;
+        inos.insert(m.st.st_ino);
+        all_shared = all_shared && objects.contains(m.st);
+      }
+      if (inos.size() == 1 && all_shared && res.size() >= 2 &&
+          std::all_of(res.begin(), res.end(), [](const ResolvedMember& m) { return m.exists; }))
+        continue;
+      r.problems.push_back(fmt::format("guest '{}': hard-link group {:016x} is not one shared file ({} members, {} inodes)",
+                                       name, g.id, res.size(), inos.size()));
+    }
+    if (repair && !links.empty()) {
+      LinkRepair lr = resolve_links(pool, name, objects);
+      if (lr.dropped || lr.relinked)
+        r.repaired.push_back(fmt::format("guest '{}': {} hard-link groups dropped, {} paths relinked", name, lr.dropped, lr.relinked));
+    }
+  }
+}
+
 }  // namespace
 
 FsckReport fsck(Pool& pool, bool repair) {
@@ -110,6 +150,7 @@ FsckReport fsck(Pool& pool, bool repair) {
   check_guests(pool, repair, r);
   check_objects(pool, repair, r);
   check_temp_entries(pool, repair, r);
+  check_link_groups(pool, repair, r);
   pool.index().exec("DELETE FROM files WHERE guest NOT IN (SELECT name FROM guests)");
   return r;
 }

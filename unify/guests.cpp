@@ -97,6 +97,7 @@ void remove_guest(Pool& pool, const std::string& name) {
   tx.commit();
   os::remove_tree(pool.backing_fd(), doomed);
   ::unlinkat(pool.fd(), ("etc/" + name + ".toml").c_str(), 0);
+  ::unlinkat(pool.fd(), ("links/" + name).c_str(), 0);
   ::unlinkat(pool.fd(), ("guests/" + name).c_str(), AT_REMOVEDIR);
 }
 

@@ -13,6 +13,8 @@
 
 #include "os/error.hpp"
 #include "os/walk.hpp"
+#include "unify/link_groups.hpp"
+#include "unify/object_set.hpp"
 #include "unify/store.hpp"
 
 namespace vunify::unify {
@@ -23,7 +25,7 @@ using os::UserError;
 
 namespace {
 
-constexpr const char* kDirs[] = {"store", "store/objects", "store/tmp", "backing", "guests", "templates", "etc", "log"};
+constexpr const char* kDirs[] = {"store", "store/objects", "store/tmp", "backing", "guests", "templates", "links", "etc", "log"};
 
 void mkdir_p(const std::string& path, mode_t mode) {
   if (::mkdir(path.c_str(), mode) == 0) return;
@@ -136,7 +138,7 @@ void Pool::init(const std::string& root_arg) {
   }
   for (const char* sub : kDirs) {
     std::string_view s = sub;
-    bool is_private = s.starts_with("store") || s == "backing" || s == "templates";
+    bool is_private = s.starts_with("store") || s == "backing" || s == "templates" || s == "links";
     mkdir_p(root + "/" + sub, is_private ? 0700 : 0755);
   }
   for (int i = 0; i < 256; ++i) mkdir_p(fmt::format("{}/store/objects/{:02x}", root, i), 0700);
@@ -230,6 +232,7 @@ size_t Pool::recover() {
   }
   if (pending.empty() && !interrupted) return leftovers;
   Store(*this).reconcile_orphans();
+  resolve_all_links();  // hard-link groups caught halfway
   for (const Pending& p : pending) {
     int gfd = os::try_open_beneath(backing_fd(), p.guest, O_RDONLY | O_DIRECTORY);
     if (gfd < 0) continue;  // guest removed since
@@ -246,6 +249,15 @@ size_t Pool::recover() {
   }
   index_->exec("DELETE FROM pending_dirs; DELETE FROM meta WHERE key='unify_running'");
   return leftovers + pending.size() + (interrupted ? 1 : 0);
+}
+
+void Pool::resolve_all_links() {
+  ObjectSet objects = ObjectSet::load(*this);
+  unique_fd dir = open_links_dir(*this);
+  os::walk_tree(dir.get(), [&](const os::WalkEntry& e) {
+    if (S_ISREG(e.st.st_mode) && e.name[0] != '.' && has_guest(e.name)) resolve_links(*this, e.name, objects);
+    return false;
+  });
 }
 
 }  // namespace vunify::unify

@@ -7,6 +7,7 @@
 //   POOL/backing/NAME/      each guest's real tree (0700)
 //   POOL/guests/NAME/       FUSE mount point of guest NAME (barrier); guests/NAME/root = guest root
 //   POOL/templates/NAME/    template trees
+//   POOL/links/NAME         link groups of guest NAME (unify/link_groups.hpp)
 //   POOL/etc/NAME.toml      guest configuration
 //   POOL/log/               daemon logs
 #pragma once
@@ -67,6 +68,8 @@ class Pool {
   // Restores directory times and removes temp entries left by an interrupted run.
   // Returns the number of directories repaired. Called by Write opens.
   size_t recover();
+  // Repairs every guest's hard-link groups left halfway (unify/link_groups.hpp).
+  void resolve_all_links();
   // What the Write open recovered (0 if the last run ended cleanly).
   size_t recovered() const { return recovered_; }
 

@@ -23,6 +23,7 @@
 #include "os/error.hpp"
 #include "os/walk.hpp"
 #include "unify/file_key.hpp"
+#include "unify/link_groups.hpp"
 #include "unify/object_set.hpp"
 #include "unify/parallel.hpp"
 #include "unify/store.hpp"
@@ -53,6 +54,7 @@ struct Candidate {
   struct stat st {};
   std::optional<Hash128> content;  // real content hash, once known
   FileKey key;                     // grouping key (hooked hash, mtime per options)
+  std::vector<std::string> also;   // the other paths of its guest-internal hard-link group
   bool keyed = false;
   bool linked = false;  // now a link to a store object (or adopted as one)
 };
@@ -69,6 +71,12 @@ struct Plan {
   size_t rep = 0;                // candidate to adopt when there is no object
   std::vector<size_t> members;   // candidates to replace by links
 };
+
+// The same inode with the same data; its link count and ctime may differ (the paths of a
+// hard-link group are replaced one by one).
+bool same_inode_data(const struct stat& a, const struct stat& b) {
+  return a.st_ino == b.st_ino && a.st_dev == b.st_dev && a.st_size == b.st_size && to_ns(a.st_mtim) == to_ns(b.st_mtim);
+}
 
 bool same_state(const struct stat& a, const struct stat& b) {
   return a.st_ino == b.st_ino && a.st_dev == b.st_dev && a.st_size == b.st_size && to_ns(a.st_mtim) == to_ns(b.st_mtim) &&
@@ -123,6 +131,11 @@ class Unifier {
   void plan_group(const std::vector<size_t>& cands, const std::vector<size_t>& objs, std::vector<Plan>& out);
   void apply(std::vector<Plan>& plans);
   void record_pending_dirs(const std::vector<Plan>& plans);
+  void record_link_groups(const std::vector<Plan>& plans);
+  void resolve_link_groups();
+  void add_candidate(uint32_t g, const std::string& rel, const struct stat& st);
+  void add_group_candidates(uint32_t g, std::unordered_map<ino_t, std::vector<std::string>>& multi,
+                            std::unordered_map<ino_t, struct stat>& multi_st);
   void adopt_reps(std::vector<Plan>& plans);
   void link_members(const std::vector<Plan>& plans);
   void save_cache();
@@ -171,6 +184,7 @@ UnifyReport Unifier::run() {
   auto t = t0;
   open_guests();
   objects_ = store_.load();
+  if (!opts_.dry_run) resolve_link_groups();  // a group left halfway by a crash
   load_cache();
   scan();
   report_.scan_seconds = lap(t);
@@ -185,8 +199,10 @@ UnifyReport Unifier::run() {
     for (const Plan& p : plans) {
       report_.objects_created += p.object ? 0 : 1;
       for (size_t m : p.members) {
-        ++report_.files_linked;
-        if (cands_[m].st.st_nlink == 1) report_.bytes_saved += static_cast<uint64_t>(cands_[m].st.st_blocks) * 512;
+        const Candidate& c = cands_[m];
+        report_.files_linked += 1 + c.also.size();
+        if (!c.also.empty()) ++report_.link_groups;
+        if (c.st.st_nlink == 1 + c.also.size()) report_.bytes_saved += static_cast<uint64_t>(c.st.st_blocks) * 512;
       }
     }
   } else {
@@ -232,6 +248,8 @@ void Unifier::scan() {
   }
   ObjectSet objects(pool_.dev(), std::move(inos));
   for (uint32_t g = 0; g < names_.size(); ++g) {
+    std::unordered_map<ino_t, std::vector<std::string>> multi;  // inodes with hard links: their paths
+    std::unordered_map<ino_t, struct stat> multi_st;
     os::walk_tree(roots_[g].get(), [&](const os::WalkEntry& e) {
       if (!S_ISREG(e.st.st_mode)) return true;
       ++report_.files_scanned;
@@ -239,26 +257,60 @@ void Unifier::scan() {
       if (objects.contains(e.st)) {
         ++report_.already_shared;
       } else if (e.st.st_nlink > 1) {
-        ++report_.skipped_hardlinks;
-      } else if (e.st.st_size < opts_.min_size) {
-        ++report_.skipped_small;
-      } else if (!opts_.excludes.empty() && excluded(opts_.excludes, e.rel)) {
-        ++report_.skipped_excluded;
+        multi[e.st.st_ino].push_back(e.rel);
+        multi_st.emplace(e.st.st_ino, e.st);
       } else {
-        Candidate c;
-        c.guest = g;
-        c.rel = e.rel;
-        c.st = e.st;
-        auto it = cache_.find(names_[g] + '\0' + e.rel);
-        if (it != cache_.end() && it->second.ino == e.st.st_ino && it->second.size == e.st.st_size &&
-            it->second.mtime_ns == to_ns(e.st.st_mtim) && it->second.ctime_ns == to_ns(e.st.st_ctim))
-          c.content = it->second.content;
-        ++prekey_count_[pre_key(e.st, with_mtime)];
-        cands_.push_back(std::move(c));
+        add_candidate(g, e.rel, e.st);
       }
       return true;
     });
+    add_group_candidates(g, multi, multi_st);
   }
+}
+
+// A hard-link group whose links are all in this guest is one candidate; links that leave the
+// guest (another tree holds the inode too) are left alone.
+void Unifier::add_group_candidates(uint32_t g, std::unordered_map<ino_t, std::vector<std::string>>& multi,
+                                   std::unordered_map<ino_t, struct stat>& multi_st) {
+  std::vector<ino_t> order;
+  for (auto& [ino, paths] : multi) order.push_back(ino);
+  std::sort(order.begin(), order.end(), [&](ino_t a, ino_t b) { return multi[a] < multi[b]; });
+  for (ino_t ino : order) {
+    std::vector<std::string>& paths = multi[ino];
+    std::sort(paths.begin(), paths.end());
+    const struct stat& st = multi_st[ino];
+    bool inside = paths.size() == st.st_nlink;
+    bool excl = !opts_.excludes.empty() &&
+                std::any_of(paths.begin(), paths.end(), [&](const std::string& p) { return excluded(opts_.excludes, p); });
+    if (!inside || excl) {
+      (inside ? report_.skipped_excluded : report_.skipped_hardlinks) += paths.size();
+      continue;
+    }
+    size_t before = cands_.size();
+    add_candidate(g, paths[0], st);
+    if (cands_.size() > before) cands_.back().also.assign(paths.begin() + 1, paths.end());
+  }
+}
+
+void Unifier::add_candidate(uint32_t g, const std::string& rel, const struct stat& st) {
+  if (st.st_size < opts_.min_size) {
+    ++report_.skipped_small;
+    return;
+  }
+  if (!opts_.excludes.empty() && excluded(opts_.excludes, rel)) {
+    ++report_.skipped_excluded;
+    return;
+  }
+  Candidate c;
+  c.guest = g;
+  c.rel = rel;
+  c.st = st;
+  auto it = cache_.find(names_[g] + '\0' + rel);
+  if (it != cache_.end() && it->second.ino == st.st_ino && it->second.size == st.st_size &&
+      it->second.mtime_ns == to_ns(st.st_mtim) && it->second.ctime_ns == to_ns(st.st_ctim))
+    c.content = it->second.content;
+  ++prekey_count_[pre_key(st, !opts_.ignore_mtime)];
+  cands_.push_back(std::move(c));
 }
 
 unique_fd Unifier::open_candidate(const Candidate& c, int flags) const {
@@ -408,9 +460,11 @@ void Unifier::apply(std::vector<Plan>& plans) {
   }
   auto t = std::chrono::steady_clock::now();
   record_pending_dirs(plans);
+  record_link_groups(plans);
   adopt_reps(plans);
   report_.store_seconds = lap(t);
   link_members(plans);
+  resolve_link_groups();  // drops the record of a group that could not be linked whole
   report_.link_seconds = lap(t);
   save_cache();
 }
@@ -419,7 +473,10 @@ void Unifier::apply(std::vector<Plan>& plans) {
 void Unifier::record_pending_dirs(const std::vector<Plan>& plans) {
   std::set<std::pair<uint32_t, std::string>> dirs;
   for (const Plan& p : plans)
-    for (size_t m : p.members) dirs.emplace(cands_[m].guest, dir_of(cands_[m].rel));
+    for (size_t m : p.members) {
+      dirs.emplace(cands_[m].guest, dir_of(cands_[m].rel));
+      for (const std::string& rel : cands_[m].also) dirs.emplace(cands_[m].guest, dir_of(rel));
+    }
   Transaction tx(pool_.index());
   pool_.index().exec("INSERT OR REPLACE INTO meta(key, value) VALUES('unify_running', '1')");
   Stmt ins = pool_.index().prepare("INSERT OR REPLACE INTO pending_dirs(guest, path, atime_ns, mtime_ns) VALUES(?,?,?,?)");
@@ -429,6 +486,39 @@ void Unifier::record_pending_dirs(const std::vector<Plan>& plans) {
     ins.bind(1, names_[g]).bind(2, dir).bind(3, to_ns(st.st_atim)).bind(4, to_ns(st.st_mtim)).run();
   }
   tx.commit();
+}
+
+// Hard-link groups about to become links to objects are recorded first: a crash halfway leaves
+// a recorded group with members on both inodes, which resolve_links() repairs.
+void Unifier::record_link_groups(const std::vector<Plan>& plans) {
+  std::map<uint32_t, std::vector<std::vector<std::string>>> by_guest;
+  auto add = [&](size_t i) {
+    const Candidate& c = cands_[i];
+    if (c.also.empty()) return;
+    std::vector<std::string> paths{c.rel};
+    paths.insert(paths.end(), c.also.begin(), c.also.end());
+    by_guest[c.guest].push_back(std::move(paths));
+  };
+  for (const Plan& p : plans) {
+    if (p.members.empty()) continue;
+    if (!p.object) add(p.rep);
+    for (size_t m : p.members) add(m);
+  }
+  if (by_guest.empty()) return;
+  unique_fd dir = open_links_dir(pool_);
+  for (auto& [g, groups] : by_guest) {
+    GuestLinks links = read_links(dir.get(), names_[g]);
+    for (LinkGroup& group : links_from_paths(roots_[g].get(), groups)) links.push_back(std::move(group));
+    step();
+    write_links(dir.get(), names_[g], links);
+  }
+}
+
+void Unifier::resolve_link_groups() {
+  std::vector<ino_t> inos;
+  for (const ObjectRow& obj : objects_) inos.push_back(obj.ino);
+  ObjectSet objects(pool_.dev(), std::move(inos));
+  for (const std::string& name : names_) resolve_links(pool_, name, objects);
 }
 
 void Unifier::adopt_reps(std::vector<Plan>& plans) {
@@ -456,6 +546,7 @@ void Unifier::adopt_reps(std::vector<Plan>& plans) {
       p.object = objects_.size() - 1;
       rep.linked = true;
       ++report_.objects_created;
+      if (!rep.also.empty()) ++report_.link_groups;
     } catch (const os::SysError& e) {
       if (e.err() == ENOSPC || e.err() == EDQUOT) throw;
       warn(fmt::format("skipped: {}", e.what()));
@@ -471,15 +562,19 @@ void Unifier::link_members(const std::vector<Plan>& plans) {
   struct Job {
     size_t cand;
     size_t object;
-    std::string dir;
+    std::string dir, base;
+    bool primary;  // the candidate's own path (not another path of its hard-link group)
   };
   std::vector<Job> jobs;
   for (const Plan& p : plans)
-    for (size_t m : p.members) jobs.push_back({m, *p.object, dir_of(cands_[m].rel)});
+    for (size_t m : p.members) {
+      jobs.push_back({m, *p.object, dir_of(cands_[m].rel), base_of(cands_[m].rel), true});
+      for (const std::string& rel : cands_[m].also) jobs.push_back({m, *p.object, dir_of(rel), base_of(rel), false});
+    }
   // Sorted by directory (not by path: "etc/a" < "etc/x/b" < "etc/z" would split etc in two),
   // so each directory is one range, changed by one thread only.
   std::sort(jobs.begin(), jobs.end(), [&](const Job& a, const Job& b) {
-    return std::tie(cands_[a.cand].guest, a.dir, cands_[a.cand].rel) < std::tie(cands_[b.cand].guest, b.dir, cands_[b.cand].rel);
+    return std::tie(cands_[a.cand].guest, a.dir, a.base) < std::tie(cands_[b.cand].guest, b.dir, b.base);
   });
   // One range of jobs per directory; directories are linked in parallel (each rename may wait
   // for the disk, e.g. a discard of the replaced file's blocks), each by one thread so its
@@ -491,6 +586,7 @@ void Unifier::link_members(const std::vector<Plan>& plans) {
     dirs.emplace_back(i, end);
     i = end;
   }
+  std::vector<std::atomic<uint32_t>> paths_linked(cands_.size());
   std::atomic<uint64_t> linked{0}, saved{0}, changed{0};
   parallel_for(dirs.size(), io_threads(), [&](size_t d) {
     auto [begin, end] = dirs[d];
@@ -505,16 +601,18 @@ void Unifier::link_members(const std::vector<Plan>& plans) {
     struct stat dst {};
     if (::fstat(dirfd.get(), &dst) != 0) os::throw_errno("stat", names_[first.guest] + ":" + dir);
     for (size_t i = begin; i < end; ++i) {
-      Candidate& c = cands_[jobs[i].cand];
-      std::string base = base_of(c.rel);
+      const Job& job = jobs[i];
+      const Candidate& c = cands_[job.cand];
       struct stat st {};
-      if (::fstatat(dirfd.get(), base.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !same_state(st, c.st)) {
+      bool same = ::fstatat(dirfd.get(), job.base.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                  (c.also.empty() ? same_state(st, c.st) : same_inode_data(st, c.st));
+      if (!same) {
         ++changed;
         continue;
       }
       step();
-      store_.link_over(objects_[jobs[i].object], dirfd.get(), base, path_of(c));
-      c.linked = true;
+      store_.link_over(objects_[job.object], dirfd.get(), job.base, names_[c.guest] + ":" + os::join_path(dir, job.base));
+      ++paths_linked[job.cand];
       if (st.st_nlink == 1) saved += static_cast<uint64_t>(st.st_blocks) * 512;
       if ((++linked & 1023) == 0) progress(fmt::format("linking: {}/{} files", linked.load(), jobs.size()));
     }
@@ -522,6 +620,12 @@ void Unifier::link_members(const std::vector<Plan>& plans) {
     struct timespec times[2] = {dst.st_atim, dst.st_mtim};
     if (::futimens(dirfd.get(), times) != 0) os::throw_errno("restore times of", names_[first.guest] + ":" + dir);
   });
+  for (size_t i = 0; i < cands_.size(); ++i) {
+    Candidate& c = cands_[i];
+    if (paths_linked[i] == 0) continue;
+    c.linked = true;
+    if (!c.also.empty() && paths_linked[i] == c.also.size() + 1) ++report_.link_groups;
+  }
   report_.files_linked += linked;
   report_.bytes_saved += saved;
   report_.changed_during_run += changed;

@@ -1,5 +1,8 @@
 // The unify engine: walk guest trees, find files with equal keys, prove equal bytes,
 // replace them by hard links to store objects (temp link + rename), restore directory times.
+// A guest's own hard links (all links of an inode inside one guest) are one candidate: every
+// path of the group becomes a link to the object, and the group is recorded in POOL/links
+// (unify/link_groups.hpp) before any of them changes.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -33,7 +36,8 @@ struct UnifyReport {
   uint64_t guests = 0;
   uint64_t files_scanned = 0;      // regular files seen
   uint64_t already_shared = 0;     // already links to store objects
-  uint64_t skipped_hardlinks = 0;  // guest-internal hard links (left alone)
+  uint64_t skipped_hardlinks = 0;  // hard links to files outside the guest (left alone)
+  uint64_t link_groups = 0;        // guest-internal hard-link groups unified as one file
   uint64_t skipped_small = 0, skipped_excluded = 0;
   uint64_t files_read = 0, bytes_read = 0;  // files hashed this run
   uint64_t cached_hashes = 0;               // hashes taken from the index

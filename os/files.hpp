@@ -1,0 +1,36 @@
+// Whole small files: read one, or replace one atomically and durably.
+#pragma once
+#include <optional>
+#include <string>
+
+namespace vunify::os {
+
+// Contents of `name` in `dirfd` (not following a final symlink); nullopt if it does not exist.
+// Throws SysError on other errors.
+std::optional<std::string> read_whole_file(int dirfd, const std::string& name);
+
+// Replaces `name` in `dirfd` with `data`: a temp file in the same directory, fsync, rename,
+// fsync of the directory. A crash leaves the old file or the new one, never a mix.
+void write_file_atomic(int dirfd, const std::string& name, const std::string& data, mode_t mode);
+
+// Removes `name` in `dirfd` if it exists and makes the removal durable.
+void remove_file_durable(int dirfd, const std::string& name);
+
+}  // namespace vunify::os
+
+namespace vunify::os {
+
+// Makes `name` in `dirfd` a hard link to the open file `file_fd`: a link under a temp name
+// (`temp_prefix` + pid + counter) in the same directory, renamed over `name`. A crash leaves
+// `name` old or new (and at worst a temp entry that recovery removes).
+void replace_by_link(int file_fd, int dirfd, const std::string& name, const std::string& temp_prefix,
+                     const std::string& path_for_errors);
+
+}  // namespace vunify::os
+
+namespace vunify::os {
+
+// The path of an open file or directory as the kernel names it (/proc/self/fd/N).
+std::string fd_path(int fd);
+
+}  // namespace vunify::os
