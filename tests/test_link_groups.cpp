@@ -15,6 +15,8 @@
 #include "unify/guests.hpp"
 #include "unify/link_groups.hpp"
 #include "unify/object_set.hpp"
+#include "unify/provision.hpp"
+#include "unify/templates.hpp"
 #include "unify/store.hpp"
 #include "unify/unifier.hpp"
 
@@ -208,4 +210,38 @@ TEST_CASE("an interrupted unify never splits a group", "[unify][links][crash]") 
     CHECK(f.links("a").size() == 1);
     CHECK(f.links("b").size() == 1);
   }
+}
+
+TEST_CASE("templates, guests made from them and clones keep shared hard-link groups", "[unify][links][template]") {
+  VUNIFY_REQUIRE_ROOT();
+  GroupPool f;
+  f.add_guest_with_group("a");
+  f.add_guest_with_group("b");
+  f.run();
+  {
+    unify::Pool pool(f.pool_path, unify::Access::Write);
+    unify::template_from_guest(pool, "t", "a");
+    unify::LinkGroups groups = unify::read_link_groups(pool, "t");
+    REQUIRE(groups.size() == 1);
+    CHECK(std::set<std::string>(groups[0].begin(), groups[0].end()) ==
+          std::set<std::string>{"usr/bin/perl", "usr/lib/perl5.36"});
+    unify::CreateOptions opts;
+    opts.template_name = "t";
+    opts.count = 2;
+    unify::create_guests(pool, "n", opts);
+    unify::clone_guest(pool, "n-01", "c");
+  }
+  for (const char* g : {"n-01", "n-02", "c"}) {
+    INFO(g);
+    CHECK(f.ino(g, "usr/bin/perl") == f.ino(g, "usr/lib/perl5.36"));
+    CHECK(f.ino(g, "usr/bin/perl") == f.ino("b", "usr/bin/perl"));
+    unify::GuestLinks links = f.links(g);
+    REQUIRE(links.size() == 1);
+    CHECK(links[0].members.size() == 2);
+  }
+  CHECK(f.links("n-01")[0].id != f.links("n-02")[0].id);
+  unify::Pool pool(f.pool_path, unify::Access::Write);
+  unify::FsckReport fr = unify::fsck(pool, false);
+  INFO((fr.problems.empty() ? std::string() : fr.problems[0]));
+  CHECK(fr.problems.empty());
 }

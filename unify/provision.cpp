@@ -18,6 +18,7 @@
 #include "os/walk.hpp"
 #include "os/xattrs.hpp"
 #include "unify/guests.hpp"
+#include "unify/link_groups.hpp"
 #include "unify/object_set.hpp"
 #include "unify/parallel.hpp"
 #include "unify/store.hpp"
@@ -348,15 +349,19 @@ void write_guest_config(Pool& pool, const std::string& name, const std::string& 
 struct Job {
   std::string name, tmp;
   bool placed = false;
+  GuestLinks links;  // the template's (or source guest's) hard-link groups, in this guest
 };
 
 // Builds every guest in parallel, then renames them into place and registers them in one
 // transaction. On any failure, nothing stays.
-void provision(Pool& pool, const Plan& plan, int src_root, std::vector<Job>& jobs, const std::string& template_name,
-               const std::string& clone_of, unsigned threads, const std::function<void(size_t, size_t)>& progress) {
+void provision(Pool& pool, const Plan& plan, int src_root, const LinkGroups& groups, std::vector<Job>& jobs,
+               const std::string& template_name, const std::string& clone_of, unsigned threads,
+               const std::function<void(size_t, size_t)>& progress) {
   std::atomic<size_t> done{0};
+  unique_fd links_dir = open_links_dir(pool);
   auto cleanup = [&] {
     for (Job& j : jobs) {
+      if (!j.links.empty()) ::unlinkat(links_dir.get(), j.name.c_str(), 0);
       if (j.placed) ::renameat(pool.backing_fd(), j.name.c_str(), pool.backing_fd(), j.tmp.c_str());
       try {
         os::remove_tree(pool.backing_fd(), j.tmp);
@@ -367,8 +372,15 @@ void provision(Pool& pool, const Plan& plan, int src_root, std::vector<Job>& job
   try {
     parallel_for(jobs.size(), threads, [&](size_t i) {
       Replayer(plan, src_root, jobs[i].name).build(pool.backing_fd(), jobs[i].tmp);
+      if (!groups.empty()) {
+        unique_fd root = os::open_beneath(pool.backing_fd(), jobs[i].tmp, O_RDONLY | O_DIRECTORY);
+        jobs[i].links = links_from_paths(root.get(), groups);
+      }
       if (progress) progress(++done, jobs.size());
     });
+    // Records first (the handles survive the rename): a guest in place has its groups.
+    for (Job& j : jobs)
+      if (!j.links.empty()) write_links(links_dir.get(), j.name, j.links);
     if (::syncfs(pool.fd()) != 0) throw_errno("syncfs", pool.root());
     Transaction tx(pool.index());
     for (Job& j : jobs) {
@@ -413,7 +425,8 @@ CreateReport create_guests(Pool& pool, const std::string& name, const CreateOpti
   unique_fd root = open_template_root(pool, options.template_name);
   Plan plan = Planner(ObjectSet::load(pool)).make(root.get());
   std::vector<Job> jobs = make_jobs(report.names);
-  provision(pool, plan, root.get(), jobs, options.template_name, "", options.threads, options.progress);
+  LinkGroups groups = read_link_groups(pool, options.template_name);
+  provision(pool, plan, root.get(), groups, jobs, options.template_name, "", options.threads, options.progress);
   report.entries_per_guest = plan.entries;
   report.linked_per_guest = plan.linked;
   report.private_per_guest = plan.private_files;
@@ -437,7 +450,8 @@ CreateReport clone_guest(Pool& pool, const std::string& src, const std::string& 
   }
   Plan plan = Planner(ObjectSet::load(pool)).make(root.get());
   std::vector<Job> jobs = make_jobs(report.names);
-  provision(pool, plan, root.get(), jobs, template_name, src, 1, {});
+  LinkGroups groups = link_group_paths(root.get(), read_links(open_links_dir(pool).get(), src));
+  provision(pool, plan, root.get(), groups, jobs, template_name, src, 1, {});
   report.entries_per_guest = plan.entries;
   report.linked_per_guest = plan.linked;
   report.private_per_guest = plan.private_files;

@@ -19,6 +19,7 @@
 #include "os/error.hpp"
 #include "os/walk.hpp"
 #include "os/xattrs.hpp"
+#include "unify/link_groups.hpp"
 #include "unify/archive.hpp"
 #include "unify/object_set.hpp"
 
@@ -455,6 +456,8 @@ ImportResult template_from_guest(Pool& pool, const std::string& name, const std:
   unique_fd root = pool.open_guest_root(guest);
   TemplateBuilder b(pool, name, "guest:" + guest);
   IngestStats s = ingest_tree(pool, root.get(), b);
+  // The guest's own hard links whose inode is shared are recorded, not visible in the tree.
+  for (auto& paths : link_group_paths(root.get(), read_links(open_links_dir(pool).get(), guest))) b.links().push_back(paths);
   return finish(b, t0, s);
 }
 
