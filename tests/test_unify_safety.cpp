@@ -86,6 +86,8 @@ TEST_CASE("kill -9 at any point of unify leaves every file old or new", "[unify]
         test::write_file(src + "/d" + std::to_string(d) + "/f" + std::to_string(i),
                          std::string(100 + i, static_cast<char>('a' + d)), 0644, 0, 0, 1500000000 + i);
     test::write_file(src + "/own", "only " + g);
+    // a hard-link group across two directories: unified as one file, never split
+    REQUIRE(::link((src + "/d0/f0").c_str(), (src + "/d3/twin").c_str()) == 0);
     struct timespec ts[2] = {{1400000000, 0}, {1400000000, 7}};
     for (int d = 0; d < 4; ++d) ::utimensat(AT_FDCWD, (src + "/d" + std::to_string(d)).c_str(), ts, 0);
     add_guest(pool_path, g, src);
@@ -149,6 +151,8 @@ TEST_CASE("kill -9 at any point of unify leaves every file old or new", "[unify]
       auto d = test::diff(before[g], test::snapshot(backing(pool_path, g)));
       INFO(g << ": " << (d.empty() ? "" : d[0]));
       REQUIRE(d.empty());
+      std::string root = backing(pool_path, g);
+      REQUIRE(test::lstat_of(root + "/d0/f0").st_ino == test::lstat_of(root + "/d3/twin").st_ino);
     }
     if (round % 10 == 9) {  // undo progress now and then, so later kills hit early steps too
       unify::Pool pool(pool_path, unify::Access::Write);
