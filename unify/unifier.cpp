@@ -59,6 +59,12 @@ struct Candidate {
   bool linked = false;  // now a link to a store object (or adopted as one)
 };
 
+// What one guest's walk found.
+struct GuestScan {
+  std::vector<Candidate> cands;
+  uint64_t scanned = 0, shared = 0, hardlinks = 0, small = 0, excluded = 0;
+};
+
 struct CacheRow {
   ino_t ino;
   int64_t size, mtime_ns, ctime_ns;
@@ -133,9 +139,10 @@ class Unifier {
   void record_pending_dirs(const std::vector<Plan>& plans);
   void record_link_groups(const std::vector<Plan>& plans);
   void resolve_link_groups();
-  void add_candidate(uint32_t g, const std::string& rel, const struct stat& st);
+  void scan_guest(uint32_t g, const ObjectSet& objects, GuestScan& out, std::atomic<uint64_t>& seen);
+  void add_candidate(uint32_t g, const std::string& rel, const struct stat& st, GuestScan& out);
   void add_group_candidates(uint32_t g, std::unordered_map<ino_t, std::vector<std::string>>& multi,
-                            std::unordered_map<ino_t, struct stat>& multi_st);
+                            std::unordered_map<ino_t, struct stat>& multi_st, GuestScan& out);
   void adopt_reps(std::vector<Plan>& plans);
   void link_members(const std::vector<Plan>& plans);
   void save_cache();
@@ -238,6 +245,7 @@ void Unifier::load_cache() {
   }
 }
 
+// Guests are walked in parallel (a cold walk mostly waits for inode reads).
 void Unifier::scan() {
   bool with_mtime = !opts_.ignore_mtime;
   std::vector<ino_t> inos;
@@ -247,31 +255,46 @@ void Unifier::scan() {
     ++prekey_count_[PreKey{k.size, k.mode, k.uid, k.gid, with_mtime ? k.mtime_ns : 0}];
   }
   ObjectSet objects(pool_.dev(), std::move(inos));
-  for (uint32_t g = 0; g < names_.size(); ++g) {
-    std::unordered_map<ino_t, std::vector<std::string>> multi;  // inodes with hard links: their paths
-    std::unordered_map<ino_t, struct stat> multi_st;
-    os::walk_tree(roots_[g].get(), [&](const os::WalkEntry& e) {
-      if (!S_ISREG(e.st.st_mode)) return true;
-      ++report_.files_scanned;
-      if ((report_.files_scanned & 4095) == 0) progress(fmt::format("scanning {}: {} files", names_[g], report_.files_scanned));
-      if (objects.contains(e.st)) {
-        ++report_.already_shared;
-      } else if (e.st.st_nlink > 1) {
-        multi[e.st.st_ino].push_back(e.rel);
-        multi_st.emplace(e.st.st_ino, e.st);
-      } else {
-        add_candidate(g, e.rel, e.st);
-      }
-      return true;
-    });
-    add_group_candidates(g, multi, multi_st);
+  std::vector<GuestScan> scans(names_.size());
+  std::atomic<uint64_t> seen{0};
+  parallel_for(names_.size(), io_threads(), [&](size_t g) { scan_guest(static_cast<uint32_t>(g), objects, scans[g], seen); });
+  for (GuestScan& gs : scans) {
+    report_.files_scanned += gs.scanned;
+    report_.already_shared += gs.shared;
+    report_.skipped_hardlinks += gs.hardlinks;
+    report_.skipped_small += gs.small;
+    report_.skipped_excluded += gs.excluded;
+    for (Candidate& c : gs.cands) {
+      ++prekey_count_[pre_key(c.st, with_mtime)];
+      cands_.push_back(std::move(c));
+    }
   }
+}
+
+void Unifier::scan_guest(uint32_t g, const ObjectSet& objects, GuestScan& out, std::atomic<uint64_t>& seen) {
+  std::unordered_map<ino_t, std::vector<std::string>> multi;  // inodes with hard links: their paths
+  std::unordered_map<ino_t, struct stat> multi_st;
+  os::walk_tree(roots_[g].get(), [&](const os::WalkEntry& e) {
+    if (!S_ISREG(e.st.st_mode)) return true;
+    ++out.scanned;
+    if ((++seen & 4095) == 0) progress(fmt::format("scanning: {} files", seen.load()));
+    if (objects.contains(e.st)) {
+      ++out.shared;
+    } else if (e.st.st_nlink > 1) {
+      multi[e.st.st_ino].push_back(e.rel);
+      multi_st.emplace(e.st.st_ino, e.st);
+    } else {
+      add_candidate(g, e.rel, e.st, out);
+    }
+    return true;
+  });
+  add_group_candidates(g, multi, multi_st, out);
 }
 
 // A hard-link group whose links are all in this guest is one candidate; links that leave the
 // guest (another tree holds the inode too) are left alone.
 void Unifier::add_group_candidates(uint32_t g, std::unordered_map<ino_t, std::vector<std::string>>& multi,
-                                   std::unordered_map<ino_t, struct stat>& multi_st) {
+                                   std::unordered_map<ino_t, struct stat>& multi_st, GuestScan& out) {
   std::vector<ino_t> order;
   for (auto& [ino, paths] : multi) order.push_back(ino);
   std::sort(order.begin(), order.end(), [&](ino_t a, ino_t b) { return multi[a] < multi[b]; });
@@ -283,22 +306,22 @@ void Unifier::add_group_candidates(uint32_t g, std::unordered_map<ino_t, std::ve
     bool excl = !opts_.excludes.empty() &&
                 std::any_of(paths.begin(), paths.end(), [&](const std::string& p) { return excluded(opts_.excludes, p); });
     if (!inside || excl) {
-      (inside ? report_.skipped_excluded : report_.skipped_hardlinks) += paths.size();
+      (inside ? out.excluded : out.hardlinks) += paths.size();
       continue;
     }
-    size_t before = cands_.size();
-    add_candidate(g, paths[0], st);
-    if (cands_.size() > before) cands_.back().also.assign(paths.begin() + 1, paths.end());
+    size_t before = out.cands.size();
+    add_candidate(g, paths[0], st, out);
+    if (out.cands.size() > before) out.cands.back().also.assign(paths.begin() + 1, paths.end());
   }
 }
 
-void Unifier::add_candidate(uint32_t g, const std::string& rel, const struct stat& st) {
+void Unifier::add_candidate(uint32_t g, const std::string& rel, const struct stat& st, GuestScan& out) {
   if (st.st_size < opts_.min_size) {
-    ++report_.skipped_small;
+    ++out.small;
     return;
   }
   if (!opts_.excludes.empty() && excluded(opts_.excludes, rel)) {
-    ++report_.skipped_excluded;
+    ++out.excluded;
     return;
   }
   Candidate c;
@@ -309,8 +332,7 @@ void Unifier::add_candidate(uint32_t g, const std::string& rel, const struct sta
   if (it != cache_.end() && it->second.ino == st.st_ino && it->second.size == st.st_size &&
       it->second.mtime_ns == to_ns(st.st_mtim) && it->second.ctime_ns == to_ns(st.st_ctim))
     c.content = it->second.content;
-  ++prekey_count_[pre_key(st, !opts_.ignore_mtime)];
-  cands_.push_back(std::move(c));
+  out.cands.push_back(std::move(c));
 }
 
 unique_fd Unifier::open_candidate(const Candidate& c, int flags) const {
