@@ -7,17 +7,31 @@
 #include <cerrno>
 #include <cstdio>
 
+#include "os/error.hpp"
 #include "unify/pool.hpp"
 
 namespace vunify::fs {
 
+namespace {
+
+// A plain (not O_PATH) fd of the directory `path_fd`: open_by_handle_at refuses O_PATH fds.
+os::unique_fd plain_dir_fd(int path_fd) {
+  os::unique_fd fd(::openat(path_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) os::throw_errno("open", "the guest tree");
+  return fd;
+}
+
+}  // namespace
+
 FsContext::FsContext(os::unique_fd backing_root_fd, os::unique_fd barrier_fd, const struct stat& barrier_st, int dev_fd,
-                     bool passthrough_wanted, unify::ObjectSet store_objects, const std::string& guest)
+                     bool passthrough_wanted, unify::ObjectSet store_objects, const std::string& guest,
+                     const unify::GuestLinks& links, os::unique_fd links_dir)
     : backing_root(std::move(backing_root_fd)),
       barrier(barrier_fd.release(), barrier_st, false, child_path_hash(0, guest)),  // inos differ per guest
       barrier_attr(barrier_st),
       passthrough(dev_fd, passthrough_wanted),
-      objects(std::move(store_objects)) {
+      objects(std::move(store_objects)),
+      groups(links.empty() ? -1 : plain_dir_fd(backing_root.get()).get(), links, objects, std::move(links_dir), guest) {
   barrier_attr.st_ino = FUSE_ROOT_ID;
 }
 
@@ -36,11 +50,27 @@ bool is_store_object(const FsContext& ctx, const struct stat& st) {
   return S_ISREG(st.st_mode) && ctx.objects.contains(st);
 }
 
-int node_attr(Node& node, struct stat& st) {
-  if (::fstatat(node.fd(), "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) return errno;
+namespace {
+
+// What the guest sees of `node` whose backing stat is `st`.
+void show(FsContext& ctx, const Node& node, struct stat& st) {
   st.st_ino = node.shown_ino;
-  if (node.shared.load(std::memory_order_relaxed)) st.st_nlink = 1;
+  if (node.shared.load(std::memory_order_relaxed)) st.st_nlink = node.group ? ctx.groups.nlink(node.group) : 1;
+}
+
+}  // namespace
+
+int node_attr(FsContext& ctx, Node& node, struct stat& st) {
+  if (::fstatat(node.fd(), "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) return errno;
+  show(ctx, node, st);
   return 0;
+}
+
+uint64_t group_of_entry(FsContext& ctx, Node& parent, const char* name, const struct stat& st) {
+  if (!ctx.groups.may_be_member(name) || !is_store_object(ctx, st)) return 0;
+  struct stat dir_st;
+  if (::fstat(parent.fd(), &dir_st) != 0) return 0;
+  return ctx.groups.find(dir_st, name, st).value_or(0);
 }
 
 int reopen(const Node& node, int flags) {
@@ -58,10 +88,10 @@ int lookup_entry(fuse_req_t req, Node& parent, const char* name, fuse_entry_para
   struct stat st;
   if (::fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) return errno;
   bool shared = is_store_object(ctx, st);
-  Node* node = ctx.nodes.lookup(parent, name, std::move(path_fd), st, shared);
+  uint64_t group = shared ? group_of_entry(ctx, parent, name, st) : 0;
+  Node* node = ctx.nodes.lookup(parent, name, std::move(path_fd), st, shared, group);
   e.attr = st;
-  e.attr.st_ino = node->shown_ino;
-  if (node->shared) e.attr.st_nlink = 1;
+  show(ctx, *node, e.attr);
   e.ino = node_id(node);
   e.attr_timeout = ctx.timeout;
   e.entry_timeout = ctx.timeout;

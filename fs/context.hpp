@@ -7,16 +7,19 @@
 
 #include "fs/barrier.hpp"
 #include "fs/fuse.hpp"
+#include "fs/link_group_table.hpp"
 #include "fs/node_table.hpp"
 #include "fs/passthrough.hpp"
 #include "os/unique_fd.hpp"
+#include "unify/link_groups.hpp"
 #include "unify/object_set.hpp"
 
 namespace vunify::fs {
 
 struct FsContext {
   FsContext(os::unique_fd backing_root_fd, os::unique_fd barrier_fd, const struct stat& barrier_st, int dev_fd,
-            bool passthrough_wanted, unify::ObjectSet store_objects, const std::string& guest);
+            bool passthrough_wanted, unify::ObjectSet store_objects, const std::string& guest,
+            const unify::GuestLinks& links, os::unique_fd links_dir);
 
   os::unique_fd backing_root;  // O_PATH fd of backing/NAME: the guest root
   Node barrier;                // node 1: the mount root guests/NAME
@@ -25,6 +28,7 @@ struct FsContext {
   NodeTable nodes;
   Passthrough passthrough;
   const unify::ObjectSet objects;  // inodes of store objects (loaded at mount)
+  LinkGroupTable groups;           // the guest's link groups (POOL/links/NAME)
   double timeout = 86400.0;    // the daemon is the only writer of the backing tree
 };
 
@@ -33,8 +37,9 @@ Node& node_of(fuse_req_t req, fuse_ino_t ino);
 inline bool is_barrier(fuse_ino_t ino) { return ino == FUSE_ROOT_ID; }
 
 // The attributes the guest sees for a node: backing stat, with the node's own st_ino and,
-// for shared files, st_nlink 1 (the store's link is not the guest's). Returns errno or 0.
-int node_attr(Node& node, struct stat& st);
+// for shared files, st_nlink 1 (the store's link is not the guest's), or for a link group the
+// number of its paths. Returns errno or 0.
+int node_attr(FsContext& ctx, Node& node, struct stat& st);
 // Reopens a node's O_PATH fd with `flags` (never following a final symlink).
 int reopen(const Node& node, int flags);
 // "/proc/self/fd/N" for a node's fd (for calls with no fd-based variant).
@@ -43,5 +48,7 @@ std::string proc_path(int fd);
 int lookup_entry(fuse_req_t req, Node& parent, const char* name, fuse_entry_param& e);
 // True if the backing inode `st` is a store object (shared: modifying it must break first).
 bool is_store_object(const FsContext& ctx, const struct stat& st);
+// The link group whose member is entry `name` of `parent`, now the shared inode `st`; 0 if none.
+uint64_t group_of_entry(FsContext& ctx, Node& parent, const char* name, const struct stat& st);
 
 }  // namespace vunify::fs

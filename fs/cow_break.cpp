@@ -8,9 +8,11 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <vector>
 
 #include "os/copy.hpp"
 #include "os/error.hpp"
+#include "os/files.hpp"
 #include "os/xattrs.hpp"
 #include "unify/pool.hpp"
 
@@ -64,24 +66,94 @@ bool put_in_place(int copy, int dirfd, const std::string& name, int node_fd) {
   return true;
 }
 
-}  // namespace
+// Points `name` in `dirfd` back at the object `object_fd` (undoing a partial group break),
+// keeping the directory's mtime.
+void put_back(int object_fd, int dirfd, const std::string& name) {
+  struct stat dir_st;
+  if (::fstat(dirfd, &dir_st) != 0) throw_errno("stat directory of", name);
+  os::replace_by_link(object_fd, dirfd, name, std::string(unify::kTempPrefix), name);
+  struct timespec times[2] = {{0, UTIME_OMIT}, dir_st.st_mtim};
+  ::utimensat(AT_FDCWD, proc_path(dirfd).c_str(), times, 0);
+}
 
-int break_shared_locked(FsContext& ctx, Node& node, off_t keep_bytes) {
-  if (!node.shared.load()) return 0;
+// Breaks a path-keyed shared node: the private copy replaces its one guest path (if it still
+// has one). Returns the copy.
+unique_fd break_path(FsContext& ctx, Node& node, off_t keep_bytes) {
   Node* parent = nullptr;
   std::string name;
   bool linked = ctx.nodes.linked_path(node, parent, name);
   int dirfd = linked ? parent->fd() : ctx.backing_root.get();
   if (!linked) name = "(unlinked file)";
+  int src = reopen(node, O_RDONLY);
+  if (src < 0) throw os::SysError(-src, "open", name);
+  unique_fd src_fd(src);
+  unique_fd copy = make_private_copy(src, dirfd, keep_bytes, name);
+  if (linked) put_in_place(copy.get(), dirfd, name, node.fd());
+  return copy;
+}
+
+// Breaks a link group's node: one private copy of all the bytes (whatever the change: so a
+// crash leaves every member with the old bytes or a copy of them, which resolve_links at the
+// next mount joins again), put in place of every member still linked to the object, then the
+// group leaves the record. On failure the members already moved go back to the object.
+unique_fd break_group(FsContext& ctx, Node& node) {
+  std::vector<LinkGroupTable::MemberRef> linked;
+  struct stat obj;
+  if (::fstat(node.fd(), &obj) != 0) throw_errno("stat", "link group object");
+  for (auto& m : ctx.groups.members(node.group)) {
+    struct stat st;
+    if (::fstatat(m.dir, m.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev == obj.st_dev &&
+        st.st_ino == obj.st_ino)
+      linked.push_back(std::move(m));
+  }
+  int dirfd = linked.empty() ? ctx.backing_root.get() : linked.front().dir;
+  std::string name = linked.empty() ? "(unlinked file)" : linked.front().name;
+  int src = reopen(node, O_RDONLY);
+  if (src < 0) throw os::SysError(-src, "open", name);
+  unique_fd src_fd(src);
+  unique_fd copy = make_private_copy(src, dirfd, kKeepAll, name);
+  size_t moved = 0;
   try {
-    int src = reopen(node, O_RDONLY);
-    if (src < 0) return -src;
-    unique_fd src_fd(src);
-    unique_fd copy = make_private_copy(src, dirfd, keep_bytes, name);
-    if (linked) put_in_place(copy.get(), dirfd, name, node.fd());
+    for (; moved < linked.size(); ++moved)
+      if (!put_in_place(copy.get(), linked[moved].dir, linked[moved].name, node.fd()))
+        throw os::SysError(EAGAIN, "break the link group of", linked[moved].name);
+  } catch (...) {
+    for (size_t i = 0; i < moved; ++i) {
+      try {
+        put_back(node.fd(), linked[i].dir, linked[i].name);
+      } catch (const std::exception& e) {
+        fuse_log(FUSE_LOG_ERR, "undoing a link group break failed (the next mount repairs it): %s\n", e.what());
+      }
+    }
+    throw;
+  }
+  // The renames must be durable before the record forgets the group (a power loss must not
+  // leave members split between the object and the copy with no record to join them again).
+  // If they cannot be made so, the record keeps the group: resolve_links drops it at the next
+  // mount, as it does if rewriting the record fails (no member links to the object any more).
+  bool durable = true;
+  for (const auto& m : linked) {
+    unique_fd dir(::open(proc_path(m.dir).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    durable = durable && dir && ::fsync(dir.get()) == 0;
+  }
+  try {
+    if (!durable) throw os::SysError(errno ? errno : EIO, "sync the directories of", name);
+    ctx.groups.drop(node.group);
+  } catch (const std::exception& e) {
+    fuse_log(FUSE_LOG_ERR, "dropping a broken link group from the record failed: %s\n", e.what());
+  }
+  return copy;
+}
+
+}  // namespace
+
+int break_shared_locked(FsContext& ctx, Node& node, off_t keep_bytes) {
+  if (!node.shared.load()) return 0;
+  try {
+    unique_fd copy = node.group ? break_group(ctx, node) : break_path(ctx, node, keep_bytes);
     unique_fd path_fd(::open(proc_path(copy.get()).c_str(), O_PATH | O_CLOEXEC));
     struct stat st;
-    if (!path_fd || ::fstat(path_fd.get(), &st) != 0) throw_errno("reopen private copy of", name);
+    if (!path_fd || ::fstat(path_fd.get(), &st) != 0) throw_errno("reopen private copy", "");
     node.replace_fd(path_fd.release());
     node.shared = false;
     if (node.backing_id) {

@@ -103,9 +103,16 @@ int serve_view(const ViewConfig& config, const std::function<void(const std::str
     unique_fd barrier(::open(config.mountpoint.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     struct stat barrier_st;
     if (!barrier || ::fstat(barrier.get(), &barrier_st) != 0) throw_errno("open mount point", config.mountpoint);
+    unique_fd links_dir;
+    if (!config.links.empty()) {
+      links_dir.reset(::open(config.links_dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (!links_dir) throw_errno("open", config.links_dir);
+    }
     int dev_fd = ::open("/dev/fuse", O_RDWR | O_CLOEXEC);  // owned by the session once attached
     if (dev_fd < 0) throw_errno("open", "/dev/fuse");
-    FsContext ctx(std::move(root), std::move(barrier), barrier_st, dev_fd, config.passthrough, config.objects, config.guest);
+    // Opens the link groups' directories by handle: before any request switches credentials.
+    FsContext ctx(std::move(root), std::move(barrier), barrier_st, dev_fd, config.passthrough, config.objects, config.guest,
+                  config.links, std::move(links_dir));
     Session se = new_session(ctx);
     fuse_custom_io io = ctx.passthrough.custom_io();
     if (fuse_session_custom_io(se.get(), &io, dev_fd) != 0) {
@@ -114,8 +121,8 @@ int serve_view(const ViewConfig& config, const std::function<void(const std::str
     }
     if (fuse_set_signal_handlers(se.get()) != 0) throw os::SysError(EINVAL, "install signal handlers for", config.mountpoint);
     mount_view(config, dev_fd);
-    fuse_log(FUSE_LOG_INFO, "vunify: serving guest %s at %s (passthrough %s)\n", config.guest.c_str(),
-             config.mountpoint.c_str(), config.passthrough ? "wanted" : "off");
+    fuse_log(FUSE_LOG_INFO, "vunify: serving guest %s at %s (passthrough %s, %zu link groups)\n", config.guest.c_str(),
+             config.mountpoint.c_str(), config.passthrough ? "wanted" : "off", ctx.groups.live_groups());
     ready("");
     int rc = run_loop(se.get());
     if (rc > 0) rc = 0;  // ended by a signal (its number): a normal stop

@@ -3,6 +3,7 @@
 #include <functional>
 #include <string>
 
+#include "unify/link_groups.hpp"
 #include "unify/object_set.hpp"
 
 namespace vunify::fs {
@@ -14,6 +15,8 @@ struct ViewConfig {
   bool passthrough = true;   // use kernel passthrough when the kernel offers it
   bool allow_devices = false;  // mount without nodev
   unify::ObjectSet objects;    // store membership: a backing file is shared iff its inode is here
+  std::string links_dir;       // POOL/links: the daemon rewrites links/NAME when a group breaks
+  unify::GuestLinks links;     // the guest's link groups (repaired by resolve_links at mount)
 };
 
 // Mounts the view and serves it until it is unmounted or the daemon gets SIGTERM/SIGINT/SIGHUP.

@@ -12,6 +12,7 @@
 
 #include "fs/guest_fs.hpp"
 #include "os/error.hpp"
+#include "unify/link_groups.hpp"
 #include "unify/object_set.hpp"
 #include "unify/pool.hpp"
 
@@ -38,6 +39,27 @@ std::vector<std::string> resolve_names(unify::Pool& pool, std::vector<std::strin
     if (!pool.has_guest(n)) throw UserError(fmt::format("no guest named '{}' in pool {}", n, pool.root()));
   }
   return names;
+}
+
+// True if any of `names` has a link-group record: mounting it repairs the record first
+// (resolve_links), which needs the pool's write lock.
+bool any_link_record(const unify::Pool& pool, const std::vector<std::string>& names) {
+  for (const auto& n : names)
+    if (::faccessat(pool.fd(), ("links/" + n).c_str(), F_OK, AT_SYMLINK_NOFOLLOW) == 0) return true;
+  return false;
+}
+
+// The link groups the view of `name` serves. With the write lock held (`repair`), first
+// finishes groups a crash left halfway (resolve_links); the guest is not mounted.
+unify::GuestLinks guest_links(unify::Pool& pool, const std::string& name, const unify::ObjectSet& objects, bool repair) {
+  if (repair) {
+    unify::LinkRepair r = unify::resolve_links(pool, name, objects);
+    if (r.relinked || r.dropped)
+      fmt::print("guest {}: repaired link groups ({} kept, {} dropped, {} paths relinked)\n", name, r.kept, r.dropped,
+                 r.relinked);
+  }
+  if (::faccessat(pool.fd(), ("links/" + name).c_str(), F_OK, AT_SYMLINK_NOFOLLOW) != 0) return {};
+  return unify::read_links(unify::open_links_dir(pool).get(), name);
 }
 
 void detach(const std::string& mountpoint) {
@@ -135,8 +157,14 @@ MountState mount_state(const std::string& mountpoint) {
 
 void mount_guests(const std::string& pool_root, std::vector<std::string> names, bool all, const MountOptions& options) {
   std::vector<Plan> plans;
+  bool repair = false;
   {
-    unify::Pool pool(pool_root, unify::Access::Read);  // the daemons do not hold the pool lock
+    unify::Pool pool(pool_root, unify::Access::Read);
+    repair = any_link_record(pool, resolve_names(pool, names, all));
+  }
+  {
+    // The daemons do not hold the pool lock; repairing link groups needs it exclusively.
+    unify::Pool pool(pool_root, repair ? unify::Access::Write : unify::Access::Read);
     unify::ObjectSet objects = unify::ObjectSet::load(pool);
     for (const auto& name : resolve_names(pool, std::move(names), all)) {
       std::string mnt = pool.path("guests/" + name);
@@ -151,6 +179,8 @@ void mount_guests(const std::string& pool_root, std::vector<std::string> names, 
       }
       if (::mkdir(mnt.c_str(), 0755) != 0 && errno != EEXIST) throw_errno("create mount point", mnt);
       ViewConfig view{name, pool.path("backing/" + name), mnt, options.passthrough, options.allow_devices, objects};
+      view.links_dir = pool.path("links");
+      view.links = guest_links(pool, name, objects, repair);
       plans.push_back({name, view, pool.path("log/" + name + ".log"), pool.path("log/" + name + ".pid")});
     }
   }

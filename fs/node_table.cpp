@@ -7,8 +7,16 @@ namespace vunify::fs {
 namespace {
 
 // Synthetic inode numbers for shared files have the top bit set: backing filesystems
-// never hand out such numbers, so they cannot collide with private inodes.
+// never hand out such numbers, so they cannot collide with private inodes. The next bit tells
+// a link group's number (derived from its id) from a guest path's (derived from the path
+// hash), so the two kinds cannot collide either.
 constexpr uint64_t kSyntheticInoBit = 1ULL << 63;
+constexpr uint64_t kGroupInoBit = 1ULL << 62;
+
+uint64_t synthetic_ino(uint64_t path_hash, uint64_t group) {
+  if (group) return group | kSyntheticInoBit | kGroupInoBit;  // ids are random: their low 62 bits
+  return (path_hash & ~kGroupInoBit) | kSyntheticInoBit;
+}
 
 }  // namespace
 
@@ -19,10 +27,11 @@ uint64_t child_path_hash(uint64_t parent_hash, std::string_view name) {
   return h;
 }
 
-Node::Node(int fd, const struct stat& st, bool is_shared, uint64_t path_hash_value)
+Node::Node(int fd, const struct stat& st, bool is_shared, uint64_t path_hash_value, uint64_t group_id)
     : type(st.st_mode & S_IFMT),
-      shown_ino(is_shared ? (path_hash_value | kSyntheticInoBit) : st.st_ino),
+      shown_ino(is_shared ? synthetic_ino(path_hash_value, group_id) : st.st_ino),
       path_hash(path_hash_value),
+      group(is_shared ? group_id : 0),
       shared(is_shared),
       path_fd(fd) {}
 
@@ -40,6 +49,7 @@ NodeTable::~NodeTable() {
   std::vector<Node*> all;
   for (auto& [k, n] : by_id_) all.push_back(n);
   for (auto& [k, n] : by_path_) all.push_back(n);
+  for (auto& [k, n] : by_group_) all.push_back(n);
   for (Node* n : all) delete n;
 }
 
@@ -52,10 +62,18 @@ Node* NodeTable::take_path_key(uint64_t parent, std::string_view name) {
   return n;
 }
 
-Node* NodeTable::lookup(Node& parent, std::string_view name, os::unique_fd path_fd, const struct stat& st, bool shared) {
+Node* NodeTable::lookup(Node& parent, std::string_view name, os::unique_fd path_fd, const struct stat& st, bool shared,
+                        uint64_t group) {
   std::lock_guard lock(mu_);
   Node* found = nullptr;
-  if (shared) {
+  if (!shared) group = 0;
+  if (group) {
+    auto it = by_group_.find(group);
+    if (it != by_group_.end()) {
+      if (it->second->key_dev == st.st_dev && it->second->key_ino == st.st_ino) found = it->second;
+      else unkey(*it->second);  // not the group's object any more
+    }
+  } else if (shared) {
     auto it = by_path_.find(PathKey{node_id(&parent), std::string(name)});
     if (it != by_path_.end()) {
       if (it->second->key_dev == st.st_dev && it->second->key_ino == st.st_ino) found = it->second;
@@ -69,12 +87,15 @@ Node* NodeTable::lookup(Node& parent, std::string_view name, os::unique_fd path_
     ++found->nlookup;
     return found;
   }
-  auto* node = new Node(path_fd.release(), st, shared, child_path_hash(parent.path_hash, name));
+  auto* node = new Node(path_fd.release(), st, shared, child_path_hash(parent.path_hash, name), group);
   node->key_dev = st.st_dev;
   node->key_ino = st.st_ino;
   node->nlookup = 1;
   node->in_table = true;
-  if (shared) {
+  if (group) {
+    node->key_group = group;
+    by_group_.emplace(group, node);
+  } else if (shared) {
     node->key_parent = node_id(&parent);
     node->key_name = name;
     by_path_.emplace(PathKey{node->key_parent, node->key_name}, node);
@@ -91,7 +112,10 @@ void NodeTable::add_lookup(Node& node) {
 
 void NodeTable::unkey(Node& node) {
   if (!node.in_table) return;
-  if (node.key_parent) {
+  if (node.key_group) {
+    auto it = by_group_.find(node.key_group);
+    if (it != by_group_.end() && it->second == &node) by_group_.erase(it);
+  } else if (node.key_parent) {
     auto it = by_path_.find(PathKey{node.key_parent, node.key_name});
     if (it != by_path_.end() && it->second == &node) by_path_.erase(it);
   } else {
@@ -114,6 +138,7 @@ void NodeTable::forget(Node* node, uint64_t n) {
 void NodeTable::rekey_private(Node& node, const struct stat& st) {
   std::lock_guard lock(mu_);
   unkey(node);
+  node.key_group = 0;
   node.key_parent = 0;
   node.key_name.clear();
   node.key_name.shrink_to_fit();
@@ -157,7 +182,7 @@ bool NodeTable::linked_path(const Node& node, Node*& parent, std::string& name) 
 
 size_t NodeTable::size() {
   std::lock_guard lock(mu_);
-  return by_id_.size() + by_path_.size();
+  return by_id_.size() + by_path_.size() + by_group_.size();
 }
 
 }  // namespace vunify::fs

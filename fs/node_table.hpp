@@ -1,7 +1,9 @@
 // The inode table of a guest view: one Node per guest inode, holding an O_PATH fd of its
 // backing inode. Private inodes are keyed by backing (dev, ino), so guest-internal hard links
 // are one node; shared files (store objects) are keyed by guest path (parent node + name),
-// never by backing identity, since one object backs many unrelated guest paths.
+// never by backing identity, since one object backs many unrelated guest paths. The paths of
+// a link group (fs/link_group_table.hpp: a guest's own hard links that are all links to one
+// object) are one guest inode: keyed by the group's id.
 #pragma once
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -19,7 +21,7 @@
 namespace vunify::fs {
 
 struct Node {
-  Node(int path_fd, const struct stat& st, bool is_shared, uint64_t path_hash_value);
+  Node(int path_fd, const struct stat& st, bool is_shared, uint64_t path_hash_value, uint64_t group_id = 0);
   ~Node();
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
@@ -32,6 +34,7 @@ struct Node {
   const mode_t type;        // S_IFMT bits
   const uint64_t shown_ino;  // st_ino the guest sees: stable for the node's lifetime
   const uint64_t path_hash;  // hash of the guest path at first lookup (children's synthetic inos)
+  const uint64_t group;      // nonzero: the link group this shared node serves (all its paths)
   std::atomic<bool> shared;  // backing inode is a store object (modification must break first)
 
   // Open-file state, guarded by `mu` (which also serializes breaks of this node).
@@ -52,6 +55,7 @@ struct Node {
   dev_t key_dev = 0;
   ino_t key_ino = 0;
   uint64_t key_parent = 0;  // nonzero: keyed by (key_parent, key_name)
+  uint64_t key_group = 0;   // nonzero: keyed by link group id
   std::string key_name;
   bool in_table = false;
   uint64_t nlookup = 0;
@@ -69,7 +73,9 @@ class NodeTable {
 
   // Returns the node for entry `name` of `parent` whose backing inode is `path_fd`/`st`
   // (taking ownership of path_fd), creating it if needed, and counts one kernel lookup.
-  Node* lookup(Node& parent, std::string_view name, os::unique_fd path_fd, const struct stat& st, bool shared);
+  // A shared entry that is a member of link group `group` (nonzero) is the group's one node.
+  Node* lookup(Node& parent, std::string_view name, os::unique_fd path_fd, const struct stat& st, bool shared,
+               uint64_t group = 0);
   // Counts one more kernel lookup of a node the kernel already knows (link, create reply).
   void add_lookup(Node& node);
   // Drops `n` kernel lookups; frees the node when none remain.
@@ -111,6 +117,7 @@ class NodeTable {
   std::mutex mu_;
   std::unordered_map<IdKey, Node*, IdHash> by_id_;
   std::unordered_map<PathKey, Node*, PathHash> by_path_;
+  std::unordered_map<uint64_t, Node*> by_group_;
 };
 
 inline uint64_t node_id(const Node* n) { return reinterpret_cast<uintptr_t>(n); }

@@ -27,7 +27,7 @@ void getattr_barrier(fuse_req_t req) {
 void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
   if (is_barrier(ino)) return getattr_barrier(req);
   struct stat st;
-  if (int err = node_attr(node_of(req, ino), st)) return (void)fuse_reply_err(req, err);
+  if (int err = node_attr(context_of(req), node_of(req, ino), st)) return (void)fuse_reply_err(req, err);
   fuse_reply_attr(req, &st, context_of(req).timeout);
 }
 

@@ -22,6 +22,20 @@ void reply_entry_or_err(fuse_req_t req, Node& parent, const char* name) {
   else fuse_reply_entry(req, &e);
 }
 
+// Breaks the link group that entry `name` of `dir` belongs to, if any, before a namespace
+// change of that entry (unlink, rename from or over it): the other members then are the
+// guest's own hard links to the private copy, and the change has exactly the guest's semantics.
+int break_group_member(fuse_req_t req, Node& dir, const char* name) {
+  FsContext& ctx = context_of(req);
+  if (!ctx.groups.may_be_member(name)) return 0;
+  fuse_entry_param e;
+  if (lookup_entry(req, dir, name, e) != 0) return 0;  // the change itself reports the error
+  Node* node = reinterpret_cast<Node*>(e.ino);
+  int err = node->group ? break_if_shared(ctx, *node) : 0;
+  ctx.nodes.forget(node, 1);
+  return err;
+}
+
 // The barrier's one child: the guest root, never cached, host callers only.
 void lookup_guest_root(fuse_req_t req, const char* name) {
   FsContext& ctx = context_of(req);
@@ -129,6 +143,7 @@ void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t new_parent, const char* 
 void op_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
   if (refuse_barrier_change(req, parent)) return;
   Node& dir = node_of(req, parent);
+  if (int err = break_group_member(req, dir, name)) return (void)fuse_reply_err(req, err);
   if (::unlinkat(dir.fd(), name, 0) != 0) return (void)fuse_reply_err(req, errno);
   context_of(req).nodes.unlinked(dir, name);
   fuse_reply_err(req, 0);
@@ -141,12 +156,15 @@ void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
 }
 
 // Renaming over a shared file drops the guest's link to the object; the object is unchanged.
+// Link group members on either side are broken first.
 void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t new_parent, const char* new_name,
                unsigned int flags) {
   if (refuse_barrier_change(req, parent) || refuse_barrier_change(req, new_parent)) return;
   if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) return (void)fuse_reply_err(req, EINVAL);
   Node& from = node_of(req, parent);
   Node& to = node_of(req, new_parent);
+  if (int err = break_group_member(req, from, name)) return (void)fuse_reply_err(req, err);
+  if (int err = break_group_member(req, to, new_name)) return (void)fuse_reply_err(req, err);
   if (::renameat2(from.fd(), name, to.fd(), new_name, flags) != 0) return (void)fuse_reply_err(req, errno);
   context_of(req).nodes.renamed(from, name, to, new_name, flags & RENAME_EXCHANGE);
   fuse_reply_err(req, 0);

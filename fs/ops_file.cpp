@@ -25,6 +25,10 @@ bool opens_for_change(int flags) { return (flags & O_ACCMODE) != O_RDONLY || (fl
 constexpr off_t kPassthroughMinSize = 256 << 10;
 
 bool wants_passthrough(const Node& node, int fd, int flags) {
+  // A shared link group is read in cached mode: a break while a passthrough open held the
+  // object would need a fresh node, and the kernel's dentries of the group's other paths would
+  // keep the old one (with its old attributes). Cached, the node itself turns private.
+  if (node.group && node.shared.load()) return false;
   if (node.backing_id) return true;         // opens of one inode share one backing file
   if (node.cached_users) return false;      // and may not mix with cached opens
   if (opens_for_change(flags)) return true;

@@ -111,6 +111,7 @@ void check_link_groups(Pool& pool, bool repair, FsckReport& r) {
   ObjectSet objects = ObjectSet::load(pool);
   os::unique_fd dir = open_links_dir(pool);
   for (const std::string& name : pool.guest_names()) {
+    if (pool.guest_mounted(name)) continue;  // its daemon owns the record while it runs
     GuestLinks links;
     try {
       links = read_links(dir.get(), name);

@@ -76,6 +76,7 @@ struct LinkRepair {
   size_t kept = 0, dropped = 0, relinked = 0;
 };
 // Checks every recorded group of `guest` against its tree (see above) and rewrites the record.
+// Never for a mounted guest: its daemon owns the record while it runs.
 LinkRepair resolve_links(Pool& pool, const std::string& guest, const ObjectSet& objects);
 
 }  // namespace vunify::unify

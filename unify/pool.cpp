@@ -255,7 +255,9 @@ void Pool::resolve_all_links() {
   ObjectSet objects = ObjectSet::load(*this);
   unique_fd dir = open_links_dir(*this);
   os::walk_tree(dir.get(), [&](const os::WalkEntry& e) {
-    if (S_ISREG(e.st.st_mode) && e.name[0] != '.' && has_guest(e.name)) resolve_links(*this, e.name, objects);
+    // A mounted guest's record belongs to its daemon (which may be breaking a group right now).
+    if (S_ISREG(e.st.st_mode) && e.name[0] != '.' && has_guest(e.name) && !guest_mounted(e.name))
+      resolve_links(*this, e.name, objects);
     return false;
   });
 }
