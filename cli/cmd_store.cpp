@@ -32,7 +32,11 @@ void print_stats(const unify::PoolStats& ps, const std::vector<std::string>& onl
                           {"shared_bytes", g.shared_bytes},
                           {"private_bytes", g.private_bytes},
                           {"standalone_bytes", g.standalone_bytes}});
+    nlohmann::json templates = nlohmann::json::array();
+    for (const auto& t : ps.templates)
+      templates.push_back({{"name", t.name}, {"files", t.files}, {"shared_bytes", t.shared_bytes}, {"private_bytes", t.private_bytes}});
     nlohmann::json out = {{"guests", guests},
+                          {"templates", templates},
                           {"pool",
                            {{"objects", ps.objects},
                             {"object_bytes", ps.object_bytes},
@@ -49,7 +53,11 @@ void print_stats(const unify::PoolStats& ps, const std::vector<std::string>& onl
     if (shown(g))
       fmt::print("{:<20} {:>8} {:>8} {:>11} {:>11} {:>11} {:>11}\n", g.name, g.files, g.shared_files, human_bytes(g.apparent_bytes),
                  human_bytes(g.shared_bytes), human_bytes(g.private_bytes), human_bytes(g.standalone_bytes));
-  fmt::print("* each object's disk blocks divided equally among the guests that use it\n");
+  for (const auto& t : ps.templates)
+    if (want.empty())
+      fmt::print("{:<20} {:>8} {:>8} {:>11} {:>11} {:>11} {:>11}\n", "template " + t.name, t.files, t.shared_files,
+                 human_bytes(t.apparent_bytes), human_bytes(t.shared_bytes), human_bytes(t.private_bytes), "-");
+  fmt::print("* each object's disk blocks divided equally among the guests and templates that use it\n");
   fmt::print("pool: {} objects ({}), {} on disk for guests that would take {} alone: {} saved, {:.2f}x\n", ps.objects,
              human_bytes(ps.object_bytes), human_bytes(ps.disk_bytes), human_bytes(ps.standalone_bytes),
              human_bytes(ps.standalone_bytes > ps.disk_bytes ? ps.standalone_bytes - ps.disk_bytes : 0), ps.savings_ratio());

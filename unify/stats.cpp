@@ -9,6 +9,7 @@
 #include "os/walk.hpp"
 #include "unify/object_set.hpp"
 #include "unify/store.hpp"
+#include "unify/templates.hpp"
 
 namespace vunify::unify {
 
@@ -16,15 +17,15 @@ namespace {
 
 uint64_t blocks(const struct stat& st) { return static_cast<uint64_t>(st.st_blocks) * 512; }
 
-// Walks one guest; fills everything but shared_bytes, and collects the objects it uses.
-GuestStats guest_stats(Pool& pool, const std::string& name, const ObjectSet& objects, std::unordered_set<ino_t>& used) {
+// Walks one guest (or template) tree; fills everything but shared_bytes, and collects the
+// objects it uses.
+GuestStats tree_stats(int root_fd, const std::string& name, const ObjectSet& objects, std::unordered_set<ino_t>& used) {
   GuestStats g;
   g.name = name;
-  os::unique_fd root = pool.open_guest_root(name);
   struct stat rst {};
-  if (::fstat(root.get(), &rst) == 0) g.private_bytes += blocks(rst);
+  if (::fstat(root_fd, &rst) == 0) g.private_bytes += blocks(rst);
   std::unordered_set<ino_t> seen;  // guest-internal hard links count once
-  os::walk_tree(root.get(), [&](const os::WalkEntry& e) {
+  os::walk_tree(root_fd, [&](const os::WalkEntry& e) {
     const struct stat& st = e.st;
     if (!S_ISREG(st.st_mode)) {
       g.private_bytes += blocks(st);
@@ -62,18 +63,24 @@ PoolStats pool_stats(Pool& pool) {
   ps.disk_bytes = ps.object_bytes;
   ObjectSet objects(pool.dev(), std::move(inos));
   std::vector<std::unordered_set<ino_t>> used;
-  std::unordered_map<ino_t, uint32_t> users;  // object -> number of guests using it
-  for (const std::string& name : pool.guest_names()) {
+  std::unordered_map<ino_t, uint32_t> users;  // object -> number of guests and templates using it
+  auto add_tree = [&](int root_fd, const std::string& name, std::vector<GuestStats>& to) {
     used.emplace_back();
-    GuestStats g = guest_stats(pool, name, objects, used.back());
+    GuestStats g = tree_stats(root_fd, name, objects, used.back());
     for (ino_t ino : used.back()) ++users[ino];
     ps.disk_bytes += g.private_bytes;
-    ps.standalone_bytes += g.standalone_bytes;
-    ps.guests.push_back(std::move(g));
+    to.push_back(std::move(g));
+  };
+  for (const std::string& name : pool.guest_names()) {
+    add_tree(pool.open_guest_root(name).get(), name, ps.guests);
+    ps.standalone_bytes += ps.guests.back().standalone_bytes;
   }
-  // Each object's blocks are divided equally among the guests that use it.
-  for (size_t i = 0; i < ps.guests.size(); ++i)
-    for (ino_t ino : used[i]) ps.guests[i].shared_bytes += object_blocks[ino] / users[ino];
+  for (const TemplateInfo& t : list_templates(pool)) add_tree(open_template_root(pool, t.name).get(), t.name, ps.templates);
+  // Each object's blocks are divided equally among the guests and templates that use it.
+  size_t i = 0;
+  for (auto* list : {&ps.guests, &ps.templates})
+    for (GuestStats& g : *list)
+      for (ino_t ino : used[i++]) g.shared_bytes += object_blocks[ino] / users[ino];
   return ps;
 }
 

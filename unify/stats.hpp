@@ -21,8 +21,9 @@ struct GuestStats {
 
 struct PoolStats {
   std::vector<GuestStats> guests;
+  std::vector<GuestStats> templates;       // template trees use objects too (same accounting)
   uint64_t objects = 0, object_bytes = 0;  // store contents (disk blocks)
-  uint64_t disk_bytes = 0;                 // objects + every guest's private bytes
+  uint64_t disk_bytes = 0;                 // objects + every guest's and template's private bytes
   uint64_t standalone_bytes = 0;           // sum of guests on their own
   double savings_ratio() const { return disk_bytes ? static_cast<double>(standalone_bytes) / static_cast<double>(disk_bytes) : 1.0; }
 };
