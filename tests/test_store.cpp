@@ -10,6 +10,7 @@
 #include "unify/guests.hpp"
 #include "unify/stats.hpp"
 #include "unify/store.hpp"
+#include "unify/templates.hpp"
 #include "unify/unifier.hpp"
 
 using namespace vunify;
@@ -107,6 +108,34 @@ TEST_CASE("stat divides shared bytes among guests and totals the pool", "[store]
   test::CmdResult json = test::vunify(f.pool_path, "stat --json");
   CHECK(json.status == 0);
   CHECK(json.out.find("\"savings_ratio\"") != std::string::npos);
+}
+
+TEST_CASE("stat counts a template as one more user of the objects it links", "[store][template]") {
+  VUNIFY_REQUIRE_ROOT();
+  TwoGuests f;
+  {
+    unify::Pool pool(f.pool_path, unify::Access::Write);
+    unify::unify(pool, {});
+    unify::template_from_guest(pool, "t", "a");
+  }
+  unify::Pool pool(f.pool_path, unify::Access::Read);
+  unify::PoolStats ps = unify::pool_stats(pool);
+  REQUIRE(ps.templates.size() == 1);
+  CHECK(ps.templates[0].name == "t");
+  CHECK(ps.templates[0].shared_files >= 1);
+  // "common" has four users (a, b, c, t); a's private file went into the store for t alone
+  uint64_t sum = ps.templates[0].shared_bytes;
+  for (const auto& g : ps.guests) {
+    CHECK(g.shared_bytes == ps.guests[0].shared_bytes);
+    sum += g.shared_bytes;
+  }
+  CHECK(ps.templates[0].shared_bytes > ps.guests[0].shared_bytes);
+  CHECK(sum <= ps.object_bytes);
+  CHECK(sum + 4 >= ps.object_bytes);
+  CHECK(ps.disk_bytes >= ps.object_bytes + ps.templates[0].private_bytes);
+  test::CmdResult out = test::vunify(f.pool_path, "stat");
+  INFO(out.out);
+  CHECK(out.out.find("template t") != std::string::npos);
 }
 
 TEST_CASE("fsck finds index problems and --repair fixes them", "[store]") {
