@@ -188,6 +188,28 @@ TEST_CASE("bombs: size, entry count and expansion ratio limits", "[template][evi
   CHECK(test::diff(before, f.state()).empty());
 }
 
+TEST_CASE("a file that cannot be finished stops the import and undoes the files queued around it", "[template][evil]") {
+  VUNIFY_REQUIRE_ROOT();
+  EvilFixture f;
+  // Files get their metadata and their store link on the import's second thread: an error
+  // there (the kernel refuses a malformed capability) must stop the import and undo all of it.
+  std::string tar = f.make_tar(
+      "    for i in range(300): f(t, 'a/f%d' % i, b'%d' % i)\n"
+      "    ti = tarfile.TarInfo('a/bad'); ti.size = 1\n"
+      "    ti.pax_headers = {'SCHILY.xattr.security.capability': 'garbage'}\n"
+      "    t.addfile(ti, io.BytesIO(b'x'))\n"
+      "    for i in range(300): f(t, 'b/f%d' % i, b'%d' % i)\n");
+  test::Snapshot before = f.state();
+  auto r = test::vunify(f.pool, "template import evil '" + tar + "'");
+  INFO(r.out);
+  CHECK(r.status != 0);
+  CHECK(r.out.find("security.capability") != std::string::npos);
+  CHECK(r.out.find("a/bad") != std::string::npos);
+  CHECK(test::vunify(f.pool, "template list").out.find("evil") == std::string::npos);
+  CHECK(test::diff(before, f.state()).empty());
+  CHECK(test::vunify(f.pool, "verify").status == 0);
+}
+
 TEST_CASE("evil archive: a NUL inside a name ends the name and stays inside", "[template][evil]") {
   VUNIFY_REQUIRE_ROOT();
   EvilFixture f;

@@ -1,5 +1,6 @@
 // Template archives through libarchive: a streaming, fd-relative import that trusts nothing in
-// the archive, and a reproducible pax export.
+// the archive (archive_import.cpp; its limits in archive_limits.cpp, the second thread that
+// stores the files in archive_placer.cpp), and a reproducible pax export (archive_export.cpp).
 #pragma once
 #include <cstdint>
 #include <functional>

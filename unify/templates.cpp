@@ -71,61 +71,6 @@ void ObjectSink::discard_created() {
   created_.clear();
 }
 
-// ---- PlaceQueue ----
-
-PlaceQueue::PlaceQueue(ObjectSink& sink) : sink_(sink), thread_([this] { work(); }) {}
-
-PlaceQueue::~PlaceQueue() {
-  {
-    std::lock_guard lock(mu_);
-    stop_ = true;
-  }
-  changed_.notify_all();
-  thread_.join();
-}
-
-void PlaceQueue::rethrow() {
-  if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
-}
-
-void PlaceQueue::push(unique_fd file, unique_fd dir, std::string name, std::string path, const FileKey& key) {
-  std::unique_lock lock(mu_);
-  changed_.wait(lock, [this] { return jobs_.size() < 64 || error_; });
-  rethrow();
-  jobs_.push_back(Job{std::move(file), std::move(dir), std::move(name), std::move(path), key});
-  changed_.notify_all();
-}
-
-void PlaceQueue::drain() {
-  std::unique_lock lock(mu_);
-  changed_.wait(lock, [this] { return (jobs_.empty() && !busy_) || error_; });
-  rethrow();
-}
-
-void PlaceQueue::work() {
-  std::unique_lock lock(mu_);
-  for (;;) {
-    changed_.wait(lock, [this] { return stop_ || !jobs_.empty(); });
-    if (stop_) return;
-    Job job = std::move(jobs_.front());
-    jobs_.pop_front();
-    busy_ = true;
-    lock.unlock();
-    std::exception_ptr err;
-    try {
-      sink_.place(job.file.get(), job.key, job.dir.get(), job.name, job.path);
-    } catch (...) {
-      err = std::current_exception();
-    }
-    job = {};
-    lock.lock();
-    busy_ = false;
-    if (err && !error_) error_ = err;
-    if (err) jobs_.clear();
-    changed_.notify_all();
-  }
-}
-
 // ---- TemplateBuilder ----
 
 namespace {

@@ -6,13 +6,9 @@
 //                               too, so the tree alone cannot tell a hard link from equal files
 //   POOL/templates/.new-*       a template being made (removed if the run dies)
 #pragma once
-#include <condition_variable>
 #include <cstdint>
-#include <deque>
-#include <exception>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -52,36 +48,6 @@ class ObjectSink {
   std::unordered_map<FileKey, std::vector<ObjectRow>, FileKeyHasher> by_key_;
   std::vector<std::string> created_;
   uint64_t deduplicated_ = 0;
-};
-
-// Runs ObjectSink::place on a second thread, so that storing files (link into the store,
-// index row) overlaps reading the next ones. Uses the sink (and the index) only from its thread.
-class PlaceQueue {
- public:
-  explicit PlaceQueue(ObjectSink& sink);
-  ~PlaceQueue();  // stops the thread; queued files are left as they are
-  PlaceQueue(const PlaceQueue&) = delete;
-  PlaceQueue& operator=(const PlaceQueue&) = delete;
-  // Queues `name` in `dir` (open as `file`); rethrows an error of an earlier place().
-  void push(os::unique_fd file, os::unique_fd dir, std::string name, std::string path, const FileKey& key);
-  // Waits until every queued file is placed; rethrows an error of the worker.
-  void drain();
-
- private:
-  struct Job {
-    os::unique_fd file, dir;
-    std::string name, path;
-    FileKey key;
-  };
-  void work();
-  void rethrow();
-  ObjectSink& sink_;
-  std::mutex mu_;
-  std::condition_variable changed_;
-  std::deque<Job> jobs_;
-  bool busy_ = false, stop_ = false;
-  std::exception_ptr error_;
-  std::thread thread_;
 };
 
 // Makes one template in a temp directory and installs it with commit(); destroyed without
