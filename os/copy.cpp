@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "os/error.hpp"
@@ -103,16 +104,20 @@ void copy_metadata_at(int dirfd, const std::string& name, const struct stat& st,
 }
 
 bool same_bytes(int fd_a, int fd_b, const std::string& path) {
-  constexpr size_t kChunk = 1 << 18;
-  std::vector<char> a(kChunk), b(kChunk);
+  struct stat st {};
+  if (::fstat(fd_a, &st) != 0) throw_errno("stat", path);
+  // Small files (most of a guest) need small buffers; neither is zeroed.
+  const size_t kChunk = std::min<size_t>(size_t{1} << 18, static_cast<size_t>(std::max<off_t>(st.st_size, 0)) + 1);
+  auto a = std::make_unique_for_overwrite<char[]>(kChunk);
+  auto b = std::make_unique_for_overwrite<char[]>(kChunk);
   for (off_t off = 0;;) {
-    ssize_t na = ::pread(fd_a, a.data(), kChunk, off);
+    ssize_t na = ::pread(fd_a, a.get(), kChunk, off);
     if (na < 0) throw_errno("read", path);
-    ssize_t nb = ::pread(fd_b, b.data(), static_cast<size_t>(na ? na : 1), off);
+    ssize_t nb = ::pread(fd_b, b.get(), static_cast<size_t>(na ? na : 1), off);
     if (nb < 0) throw_errno("read", path);
     if (na != nb) return false;
     if (na == 0) return true;
-    if (std::memcmp(a.data(), b.data(), static_cast<size_t>(na)) != 0) return false;
+    if (std::memcmp(a.get(), b.get(), static_cast<size_t>(na)) != 0) return false;
     off += na;
   }
 }

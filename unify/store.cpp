@@ -60,8 +60,10 @@ std::vector<ObjectRow> Store::load() {
 }
 
 ObjectRow Store::insert_row(const std::string& name, const FileKey& key, ino_t ino) {
-  Stmt s = pool_.index().prepare(
-      "INSERT INTO objects(name, content_hash, size, mode, uid, gid, xattr_hash, mtime_ns, ino) VALUES(?,?,?,?,?,?,?,?,?)");
+  if (!insert_)
+    insert_.emplace(pool_.index().prepare(
+        "INSERT INTO objects(name, content_hash, size, mode, uid, gid, xattr_hash, mtime_ns, ino) VALUES(?,?,?,?,?,?,?,?,?)"));
+  Stmt& s = *insert_;
   s.bind(1, name).bind(2, key.content.hex()).bind(3, key.size).bind(4, int64_t{key.mode});
   s.bind(5, int64_t{key.uid}).bind(6, int64_t{key.gid}).bind(7, key.xattrs.hex()).bind(8, key.mtime_ns);
   s.bind(9, static_cast<int64_t>(ino));

@@ -3,6 +3,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -54,6 +55,7 @@ class Store {
  private:
   ObjectRow insert_row(const std::string& name, const FileKey& key, ino_t ino);
   Pool& pool_;
+  std::optional<Stmt> insert_;  // prepared once: adopt runs once per new object
 };
 
 // Reads the FileKey (with real mtime) of an open regular file by hashing it.
