@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -23,6 +24,8 @@ namespace {
 using os::throw_errno;
 using os::unique_fd;
 
+constexpr const char* kAccessAcl = "system.posix_acl_access";
+
 // An anonymous private copy of the open shared file `src` in directory `dirfd`.
 unique_fd make_private_copy(int src, int dirfd, off_t keep_bytes, const std::string& name) {
   struct stat st;
@@ -30,6 +33,11 @@ unique_fd make_private_copy(int src, int dirfd, off_t keep_bytes, const std::str
   os::Xattrs xattrs = os::read_xattrs(src, name);  // markers excluded
   unique_fd copy(::openat(dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
   if (!copy) throw_errno("create private copy of", name);
+  // The new inode inherits the directory's default ACL, if any: the copy must carry exactly
+  // the source's xattrs (write_xattrs sets the source's own access ACL).
+  bool source_acl = std::any_of(xattrs.begin(), xattrs.end(), [](const os::Xattr& x) { return x.name == kAccessAcl; });
+  if (!source_acl && ::fremovexattr(copy.get(), kAccessAcl) != 0 && errno != ENODATA && errno != EOPNOTSUPP)
+    throw_errno("drop the inherited ACL of the private copy of", name);
   off_t size = std::min(st.st_size, keep_bytes);
   if (size > 0) os::copy_file_data(src, copy.get(), size, name);
   if (::ftruncate(copy.get(), size) != 0) throw_errno("truncate private copy of", name);

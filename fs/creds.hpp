@@ -1,6 +1,9 @@
-// Acting with a FUSE caller's uid/gid for operations that create inodes, so new files get
-// the caller's ownership (and the setgid-directory rules of the backing filesystem).
+// Acting with a FUSE caller's uid/gid and umask for operations that create inodes, so new
+// files get the caller's ownership (and the setgid-directory rules of the backing filesystem)
+// and the backing filesystem applies the caller's umask or the directory's default ACL.
 #pragma once
+#include <sys/types.h>
+
 #include "fs/fuse.hpp"
 
 namespace vunify::fs {
@@ -9,7 +12,14 @@ namespace vunify::fs {
 // daemon's main thread before worker threads start (credentials are per thread).
 void keep_caps_across_fsuid();
 
-// Sets this thread's fsuid/fsgid to the caller's for its lifetime.
+// Sets this thread's fsuid/fsgid and umask to the caller's for its lifetime.
+//
+// The kernel does not apply the umask for us (FUSE_CAP_DONT_MASK, needed for POSIX ACLs: a
+// directory's default ACL replaces the umask). The backing filesystem does exactly that when
+// the creating thread has the caller's umask, so each worker thread gets its own umask
+// (unshare(CLONE_FS), once per thread) and takes the request's. Should the unshare fail, the
+// umask cannot be per thread: mode() then applies it (default ACLs still inherit, but with
+// the umask applied on top).
 class CallerCreds {
  public:
   explicit CallerCreds(fuse_req_t req);
@@ -17,8 +27,14 @@ class CallerCreds {
   CallerCreds(const CallerCreds&) = delete;
   CallerCreds& operator=(const CallerCreds&) = delete;
 
+  // The mode to pass to the creating call for a requested `mode`.
+  mode_t mode(mode_t requested) const { return thread_umask_ ? requested : requested & ~umask_; }
+
  private:
   int old_uid_, old_gid_;
+  mode_t umask_;             // the caller's
+  mode_t old_umask_ = 0;     // this thread's before (restored: the daemon's own files use 0)
+  bool thread_umask_;        // umask_ is this thread's umask
 };
 
 }  // namespace vunify::fs

@@ -35,6 +35,14 @@ void op_init(void*, fuse_conn_info* conn) {
   want(FUSE_CAP_PARALLEL_DIROPS, true);
   want(FUSE_CAP_READDIRPLUS, true);
   want(FUSE_CAP_HANDLE_KILLPRIV, false);    // the kernel clears setuid bits on write/chown as usual
+  // POSIX ACLs: the kernel caches them (GETXATTR system.posix_acl_*) and enforces them in its
+  // permission checks, forgetting them on SETXATTR/REMOVEXATTR and chmod through the view.
+  // The backing filesystem keeps mode and ACL in sync (chmod updates the mask, setting an
+  // access ACL updates the mode) and inherits default ACLs, which replace the umask: so the
+  // kernel must not apply the umask (DONT_MASK); the request's umask is the creating thread's
+  // umask instead (CallerCreds).
+  want(FUSE_CAP_POSIX_ACL, true);
+  want(FUSE_CAP_DONT_MASK, true);
 }
 
 void op_destroy(void*) {}
@@ -95,7 +103,7 @@ int serve_view(const ViewConfig& config, const std::function<void(const std::str
     reported = true;
   };
   try {
-    ::umask(0);  // the kernel applies the caller's umask before requests reach us
+    ::umask(0);  // the daemon's own files; creations for guests take the request's umask (CallerCreds)
     raise_fd_limit();
     keep_caps_across_fsuid();
     unique_fd root(::open(config.backing_path.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));

@@ -99,7 +99,7 @@ void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
   int rc;
   {
     CallerCreds creds(req);
-    rc = ::mknodat(dir.fd(), name, mode, rdev);
+    rc = ::mknodat(dir.fd(), name, creds.mode(mode), rdev);
   }
   if (rc != 0) return (void)fuse_reply_err(req, errno);
   reply_entry_or_err(req, dir, name);
@@ -111,7 +111,7 @@ void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) 
   int rc;
   {
     CallerCreds creds(req);
-    rc = ::mkdirat(dir.fd(), name, mode);
+    rc = ::mkdirat(dir.fd(), name, creds.mode(mode));
   }
   if (rc != 0) return (void)fuse_reply_err(req, errno);
   reply_entry_or_err(req, dir, name);

@@ -95,7 +95,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   int fd;
   {
     CallerCreds creds(req);
-    fd = ::openat(dir.fd(), name, (fi->flags | O_CREAT | O_CLOEXEC) & ~O_NOFOLLOW, mode);
+    fd = ::openat(dir.fd(), name, (fi->flags | O_CREAT | O_CLOEXEC) & ~O_NOFOLLOW, creds.mode(mode));
   }
   if (fd < 0) return (void)fuse_reply_err(req, errno);
   auto fh = std::make_unique<FileHandle>();
