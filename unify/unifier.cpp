@@ -99,11 +99,14 @@ std::string base_of(const std::string& rel) {
 }
 
 // A new object's data must be on disk before other files are replaced by links to it.
-// Usually it already is, and fdatasync costs nothing; when it is not (a tree copied just
-// now), writeback starts at once for each file and is waited for a window later, so the
-// disk works on many files at a time. (syncfs would also flush every other tenant's data.)
+// Usually it already is; when it is not (a tree copied just now), writeback starts at once for
+// each file and is waited for a window later, so the disk works on many files at a time. One
+// syncfs at the end then commits the journal (block allocations) and flushes the device cache
+// once: an fdatasync per object would flush the device cache once per object (0.35 ms each on
+// a virtio disk, 2.1 s for the 6,000 new objects of 10 guests) even when no data is dirty.
 class DurableWindow {
  public:
+  explicit DurableWindow(int fs_fd) : fs_fd_(fs_fd) {}
   void add(unique_fd fd, std::string path) {
     ::sync_file_range(fd.get(), 0, 0, SYNC_FILE_RANGE_WRITE);
     window_.push_back({std::move(fd), std::move(path)});
@@ -111,15 +114,20 @@ class DurableWindow {
   }
   void drain() {
     while (!window_.empty()) wait_oldest();
+    if (any_ && ::syncfs(fs_fd_) != 0) os::throw_errno("syncfs", "the pool");
   }
 
  private:
   static constexpr size_t kWindow = 256;
   void wait_oldest() {
     auto& [fd, path] = window_.front();
-    if (::fdatasync(fd.get()) != 0) os::throw_errno("fdatasync", path);
+    constexpr unsigned kAll = SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER;
+    if (::sync_file_range(fd.get(), 0, 0, kAll) != 0) os::throw_errno("write back", path);
     window_.pop_front();
+    any_ = true;
   }
+  int fs_fd_;
+  bool any_ = false;
   std::deque<std::pair<unique_fd, std::string>> window_;
 };
 
@@ -160,6 +168,10 @@ class Unifier {
   }
   // Reading is mostly waiting for the disk: twice as many readers as cores keep it busy.
   unsigned io_threads() const { return opts_.threads ? opts_.threads : 2 * std::max(1u, std::thread::hardware_concurrency()); }
+  // Linking is mostly waiting in the filesystem: each rename frees the replaced inode, which
+  // reads its block bitmap and waits for the journal. Measured on 10 cold guests (ext4 with
+  // discard, 2 cores): 4 threads 9.6-10.5 s, 16 threads 7.9 s, 48 threads 7.4 s.
+  unsigned link_threads() const { return std::max(io_threads(), 16u); }
   Hash128 group_hash(const Hash128& h) const { return opts_.hash_hook ? opts_.hash_hook(h) : h; }
 
   Pool& pool_;
@@ -544,7 +556,7 @@ void Unifier::resolve_link_groups() {
 }
 
 void Unifier::adopt_reps(std::vector<Plan>& plans) {
-  DurableWindow durable;
+  DurableWindow durable(pool_.fd());
   Transaction tx(pool_.index());
   size_t done = 0;
   for (Plan& p : plans) {
@@ -610,7 +622,7 @@ void Unifier::link_members(const std::vector<Plan>& plans) {
   }
   std::vector<std::atomic<uint32_t>> paths_linked(cands_.size());
   std::atomic<uint64_t> linked{0}, saved{0}, changed{0};
-  parallel_for(dirs.size(), io_threads(), [&](size_t d) {
+  parallel_for(dirs.size(), link_threads(), [&](size_t d) {
     auto [begin, end] = dirs[d];
     const Candidate& first = cands_[jobs[begin].cand];
     const std::string& dir = jobs[begin].dir;
