@@ -16,16 +16,12 @@ LinkGroupTable::LinkGroupTable(int mount_fd, const unify::GuestLinks& links, con
     std::vector<unify::ResolvedMember> res = unify::resolve_members(mount_fd, rec);
     // The group's object: the store object most of its members are links to (after
     // resolve_links at mount, all of them).
-    std::map<std::pair<dev_t, ino_t>, size_t> count;
-    for (const unify::ResolvedMember& m : res)
-      if (m.exists && objects.contains(m.st)) ++count[{m.st.st_dev, m.st.st_ino}];
-    if (count.empty()) continue;
-    auto best = std::max_element(count.begin(), count.end(), [](auto& a, auto& b) { return a.second < b.second; });
-    if (best->second < 2) continue;
+    std::optional<unify::GroupObject> obj = unify::group_object(res, objects);
+    if (!obj || obj->links < 2) continue;
     auto group = std::make_unique<Group>();
     group->id = rec.id;
-    group->obj_dev = best->first.first;
-    group->obj_ino = best->first.second;
+    group->obj_dev = res[obj->first].st.st_dev;
+    group->obj_ino = res[obj->first].st.st_ino;
     for (size_t i = 0; i < res.size(); ++i) {
       unify::ResolvedMember& m = res[i];
       if (!m.exists || m.st.st_dev != group->obj_dev || m.st.st_ino != group->obj_ino) continue;

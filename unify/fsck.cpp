@@ -6,7 +6,6 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <set>
 
 #include "os/error.hpp"
@@ -122,18 +121,12 @@ void check_link_groups(Pool& pool, bool repair, FsckReport& r) {
     }
     for (const LinkGroup& g : links) {
       std::vector<ResolvedMember> res = resolve_members(pool.fd(), g);
-      std::set<ino_t> inos;
-      bool all_shared = true;
-      for (const ResolvedMember& m : res) {
-        if (!m.exists) continue;
-        inos.insert(m.st.st_ino);
-        all_shared = all_shared && objects.contains(m.st);
-      }
-      if (inos.size() == 1 && all_shared && res.size() >= 2 &&
-          std::all_of(res.begin(), res.end(), [](const ResolvedMember& m) { return m.exists; }))
-        continue;
-      r.problems.push_back(fmt::format("guest '{}': hard-link group {:016x} is not one shared file ({} members, {} inodes)",
-                                       name, g.id, res.size(), inos.size()));
+      std::optional<GroupObject> obj = group_object(res, objects);
+      size_t on_object = obj ? obj->links : 0;
+      if (res.size() >= 2 && on_object == res.size()) continue;  // every member links to one object
+      r.problems.push_back(fmt::format("guest '{}': hard-link group {:016x} is not one shared file ({} members, {} on one "
+                                       "store object)",
+                                       name, g.id, res.size(), on_object));
     }
     if (repair && !links.empty()) {
       LinkRepair lr = resolve_links(pool, name, objects);

@@ -118,15 +118,10 @@ bool same_file(const ResolvedMember& p, const LinkMember& prec, const ResolvedMe
 // Resolves one group; returns the members to keep (empty: drop the record).
 std::vector<LinkMember> resolve_group(int mount_fd, const LinkGroup& group, const ObjectSet& objects, LinkRepair& r) {
   std::vector<ResolvedMember> res = resolve_members(mount_fd, group);
-  std::map<ino_t, size_t> shared_count;
-  for (const ResolvedMember& m : res)
-    if (m.exists && objects.contains(m.st)) ++shared_count[m.st.st_ino];
-  if (shared_count.empty()) return {};
-  ino_t object = shared_count.begin()->first;
-  for (auto [ino, n] : shared_count)
-    if (n > shared_count[object]) object = ino;
-  size_t oi = 0;
-  while (!(res[oi].exists && res[oi].st.st_ino == object)) ++oi;
+  std::optional<GroupObject> obj = group_object(res, objects);
+  if (!obj) return {};
+  size_t oi = obj->first;
+  ino_t object = res[oi].st.st_ino;
   for (size_t i = 0; i < res.size(); ++i) {
     if (!res[i].exists || objects.contains(res[i].st)) continue;
     if (!same_file(res[i], group.members[i], res[oi], group.members[oi])) continue;
@@ -243,6 +238,20 @@ std::vector<ResolvedMember> resolve_members(int mount_fd, const LinkGroup& group
     out.push_back(std::move(r));
   }
   return out;
+}
+
+std::optional<GroupObject> group_object(const std::vector<ResolvedMember>& members, const ObjectSet& objects) {
+  std::map<ino_t, GroupObject> by_ino;
+  for (size_t i = 0; i < members.size(); ++i) {
+    const ResolvedMember& m = members[i];
+    if (!m.exists || !objects.contains(m.st)) continue;
+    auto [it, fresh] = by_ino.try_emplace(m.st.st_ino, GroupObject{i, 0});
+    ++it->second.links;
+  }
+  std::optional<GroupObject> best;
+  for (const auto& [ino, g] : by_ino)
+    if (!best || g.links > best->links) best = g;
+  return best;
 }
 
 std::vector<std::vector<std::string>> link_group_paths(int root_fd, const GuestLinks& links) {

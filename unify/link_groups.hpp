@@ -18,6 +18,7 @@
 // fsck), never while the guest is mounted.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -64,6 +65,14 @@ struct ResolvedMember {
   bool exists = false;  // a regular file is there
 };
 std::vector<ResolvedMember> resolve_members(int mount_fd, const LinkGroup& group);
+
+// The store object most of the resolved members are links to (ties: the lowest inode): the
+// index of its first member and how many members link to it. nullopt if no member is shared.
+struct GroupObject {
+  size_t first = 0;
+  size_t links = 0;
+};
+std::optional<GroupObject> group_object(const std::vector<ResolvedMember>& members, const ObjectSet& objects);
 
 // Paths of each group's members relative to `root_fd` (a guest root): for copying groups
 // into templates and clones. Members that are gone are left out.

@@ -147,6 +147,7 @@ class Unifier {
   void record_pending_dirs(const std::vector<Plan>& plans);
   void record_link_groups(const std::vector<Plan>& plans);
   void resolve_link_groups();
+  ObjectSet object_set() const;  // the store's objects as loaded (and adopted) by this run
   void scan_guest(uint32_t g, const ObjectSet& objects, GuestScan& out, std::atomic<uint64_t>& seen);
   void add_candidate(uint32_t g, const std::string& rel, const struct stat& st, GuestScan& out);
   void add_group_candidates(uint32_t g, std::unordered_map<ino_t, std::vector<std::string>>& multi,
@@ -260,13 +261,11 @@ void Unifier::load_cache() {
 // Guests are walked in parallel (a cold walk mostly waits for inode reads).
 void Unifier::scan() {
   bool with_mtime = !opts_.ignore_mtime;
-  std::vector<ino_t> inos;
   for (const ObjectRow& obj : objects_) {
-    inos.push_back(obj.ino);
-    FileKey k = obj.key;
+    const FileKey& k = obj.key;
     ++prekey_count_[PreKey{k.size, k.mode, k.uid, k.gid, with_mtime ? k.mtime_ns : 0}];
   }
-  ObjectSet objects(pool_.dev(), std::move(inos));
+  ObjectSet objects = object_set();
   std::vector<GuestScan> scans(names_.size());
   std::atomic<uint64_t> seen{0};
   parallel_for(names_.size(), io_threads(), [&](size_t g) { scan_guest(static_cast<uint32_t>(g), objects, scans[g], seen); });
@@ -549,10 +548,14 @@ void Unifier::record_link_groups(const std::vector<Plan>& plans) {
 }
 
 void Unifier::resolve_link_groups() {
+  ObjectSet objects = object_set();
+  for (const std::string& name : names_) resolve_links(pool_, name, objects);
+}
+
+ObjectSet Unifier::object_set() const {
   std::vector<ino_t> inos;
   for (const ObjectRow& obj : objects_) inos.push_back(obj.ino);
-  ObjectSet objects(pool_.dev(), std::move(inos));
-  for (const std::string& name : names_) resolve_links(pool_, name, objects);
+  return ObjectSet(pool_.dev(), std::move(inos));
 }
 
 void Unifier::adopt_reps(std::vector<Plan>& plans) {
@@ -597,13 +600,12 @@ void Unifier::link_members(const std::vector<Plan>& plans) {
     size_t cand;
     size_t object;
     std::string dir, base;
-    bool primary;  // the candidate's own path (not another path of its hard-link group)
   };
   std::vector<Job> jobs;
   for (const Plan& p : plans)
     for (size_t m : p.members) {
-      jobs.push_back({m, *p.object, dir_of(cands_[m].rel), base_of(cands_[m].rel), true});
-      for (const std::string& rel : cands_[m].also) jobs.push_back({m, *p.object, dir_of(rel), base_of(rel), false});
+      jobs.push_back({m, *p.object, dir_of(cands_[m].rel), base_of(cands_[m].rel)});
+      for (const std::string& rel : cands_[m].also) jobs.push_back({m, *p.object, dir_of(rel), base_of(rel)});
     }
   // Sorted by directory (not by path: "etc/a" < "etc/x/b" < "etc/z" would split etc in two),
   // so each directory is one range, changed by one thread only.
