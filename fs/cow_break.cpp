@@ -46,42 +46,22 @@ unique_fd make_private_copy(int src, int dirfd, off_t keep_bytes, const std::str
   return copy;
 }
 
-std::string temp_name() {
-  static std::atomic<unsigned> counter{0};
-  return fmt::format("{}cow.{}.{}", unify::kTempPrefix, ::getpid(), counter.fetch_add(1));
-}
-
 // Renames the anonymous `copy` over `name` in `dirfd`, if `name` is still `node_fd`'s inode;
 // keeps the directory's mtime (the guest did not change the directory). False if the name
 // moved on (the copy then stays anonymous).
 bool put_in_place(int copy, int dirfd, const std::string& name, int node_fd) {
-  struct stat dir_st, at_name, node_st;
-  if (::fstat(dirfd, &dir_st) != 0) throw_errno("stat directory of", name);
+  struct stat at_name, node_st;
   if (::fstatat(dirfd, name.c_str(), &at_name, AT_SYMLINK_NOFOLLOW) != 0 || ::fstat(node_fd, &node_st) != 0 ||
       at_name.st_ino != node_st.st_ino || at_name.st_dev != node_st.st_dev)
     return false;
-  std::string tmp = temp_name();
-  if (::linkat(AT_FDCWD, proc_path(copy).c_str(), dirfd, tmp.c_str(), AT_SYMLINK_FOLLOW) != 0)
-    throw_errno("link private copy of", name);
-  if (::renameat(dirfd, tmp.c_str(), dirfd, name.c_str()) != 0) {
-    int err = errno;
-    ::unlinkat(dirfd, tmp.c_str(), 0);
-    errno = err;
-    throw_errno("rename private copy over", name);
-  }
-  struct timespec times[2] = {{0, UTIME_OMIT}, dir_st.st_mtim};
-  ::utimensat(AT_FDCWD, proc_path(dirfd).c_str(), times, 0);
+  os::replace_by_link_keep_mtime(copy, dirfd, name, std::string(unify::kTempPrefix) + "cow.", name);
   return true;
 }
 
 // Points `name` in `dirfd` back at the object `object_fd` (undoing a partial group break),
 // keeping the directory's mtime.
 void put_back(int object_fd, int dirfd, const std::string& name) {
-  struct stat dir_st;
-  if (::fstat(dirfd, &dir_st) != 0) throw_errno("stat directory of", name);
-  os::replace_by_link(object_fd, dirfd, name, std::string(unify::kTempPrefix), name);
-  struct timespec times[2] = {{0, UTIME_OMIT}, dir_st.st_mtim};
-  ::utimensat(AT_FDCWD, proc_path(dirfd).c_str(), times, 0);
+  os::replace_by_link_keep_mtime(object_fd, dirfd, name, std::string(unify::kTempPrefix), name);
 }
 
 // Breaks a path-keyed shared node: the private copy replaces its one guest path (if it still

@@ -1,7 +1,12 @@
 #include "os/files.hpp"
 
 #include <fcntl.h>
+#include <fmt/format.h>
+#include <limits.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <atomic>
 
 #include "os/error.hpp"
 #include "os/unique_fd.hpp"
@@ -57,13 +62,6 @@ void remove_file_durable(int dirfd, const std::string& name) {
   if (::fsync(dirfd) != 0) throw_errno("sync the directory of", name);
 }
 
-}  // namespace vunify::os
-
-#include <fmt/format.h>
-
-#include <atomic>
-
-namespace vunify::os {
 
 void replace_by_link(int file_fd, int dirfd, const std::string& name, const std::string& temp_prefix,
                      const std::string& path_for_errors) {
@@ -82,11 +80,15 @@ void replace_by_link(int file_fd, int dirfd, const std::string& name, const std:
   }
 }
 
-}  // namespace vunify::os
+bool replace_by_link_keep_mtime(int file_fd, int dirfd, const std::string& name, const std::string& temp_prefix,
+                                const std::string& path_for_errors) {
+  struct stat dir_st {};
+  if (::fstat(dirfd, &dir_st) != 0) throw_errno("stat the directory of", path_for_errors);
+  replace_by_link(file_fd, dirfd, name, temp_prefix, path_for_errors);
+  struct timespec times[2] = {{0, UTIME_OMIT}, dir_st.st_mtim};
+  return ::utimensat(AT_FDCWD, fmt::format("/proc/self/fd/{}", dirfd).c_str(), times, 0) == 0;
+}
 
-#include <limits.h>
-
-namespace vunify::os {
 
 std::string fd_path(int fd) {
   std::string link = fmt::format("/proc/self/fd/{}", fd);

@@ -1,5 +1,8 @@
-// Whole small files: read one, or replace one atomically and durably.
+// Whole small files (read one, replace one atomically and durably) and replacing a name by a
+// hard link to an open file.
 #pragma once
+#include <sys/types.h>
+
 #include <optional>
 #include <string>
 
@@ -16,19 +19,17 @@ void write_file_atomic(int dirfd, const std::string& name, const std::string& da
 // Removes `name` in `dirfd` if it exists and makes the removal durable.
 void remove_file_durable(int dirfd, const std::string& name);
 
-}  // namespace vunify::os
-
-namespace vunify::os {
-
 // Makes `name` in `dirfd` a hard link to the open file `file_fd`: a link under a temp name
 // (`temp_prefix` + pid + counter) in the same directory, renamed over `name`. A crash leaves
 // `name` old or new (and at worst a temp entry that recovery removes).
 void replace_by_link(int file_fd, int dirfd, const std::string& name, const std::string& temp_prefix,
                      const std::string& path_for_errors);
 
-}  // namespace vunify::os
-
-namespace vunify::os {
+// The same, keeping the directory's mtime (the entry changed inode, not name: a guest must not
+// see its directory change). `dirfd` may be O_PATH. Returns false if the mtime could not be put
+// back (the replacement itself is done).
+bool replace_by_link_keep_mtime(int file_fd, int dirfd, const std::string& name, const std::string& temp_prefix,
+                                const std::string& path_for_errors);
 
 // The path of an open file or directory as the kernel names it (/proc/self/fd/N).
 std::string fd_path(int fd);

@@ -82,21 +82,11 @@ struct HandleBuffer {
   file_handle* handle() { return reinterpret_cast<file_handle*>(bytes); }
 };
 
-// `dir` reopened for reading (O_PATH fds cannot take futimens).
-unique_fd reopen_dir(int dir_path_fd) {
-  return unique_fd(::openat(dir_path_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-}
-
 // Points member `m` (now a link to the store object) at the private inode `file_fd`, keeping
-// its directory's times.
+// its directory's mtime.
 void relink_member(const ResolvedMember& m, const LinkMember& rec, int file_fd) {
-  unique_fd dir = reopen_dir(m.dir.get());
-  if (!dir) throw_errno("open the directory of", rec.name);
-  struct stat dst {};
-  if (::fstat(dir.get(), &dst) != 0) throw_errno("stat the directory of", rec.name);
-  os::replace_by_link(file_fd, dir.get(), rec.name, std::string(kTempPrefix), rec.name);
-  struct timespec times[2] = {dst.st_atim, dst.st_mtim};
-  if (::futimens(dir.get(), times) != 0) throw_errno("restore times of the directory of", rec.name);
+  if (!os::replace_by_link_keep_mtime(file_fd, m.dir.get(), rec.name, std::string(kTempPrefix), rec.name))
+    throw_errno("restore the mtime of the directory of", rec.name);
 }
 
 bool same_meta(const struct stat& a, const struct stat& b) {
