@@ -9,12 +9,13 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
-#include <fstream>
+#include <sstream>
 #include <map>
 #include <toml++/toml.h>
 
 #include "os/copy.hpp"
 #include "os/error.hpp"
+#include "os/files.hpp"
 #include "os/walk.hpp"
 #include "os/xattrs.hpp"
 #include "unify/guests.hpp"
@@ -335,15 +336,9 @@ void write_guest_config(Pool& pool, const std::string& name, const std::string& 
   cfg.insert("template", template_name);
   if (!clone_of.empty()) cfg.insert("cloned_from", clone_of);
   if (auto created = toml::parse("t = " + toml_time_now())["t"].as_date_time()) cfg.insert("created", created->get());
-  std::string path = pool.path("etc/" + name + ".toml");
-  std::string tmp = pool.path("etc/." + name + ".toml.tmp");
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << "# vunify guest configuration\n" << cfg << "\n";
-    out.flush();
-    if (!out) throw_errno("write", tmp);
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) throw_errno("rename", path);
+  std::ostringstream out;
+  out << "# vunify guest configuration\n" << cfg << "\n";
+  os::write_file_atomic(os::open_dir(pool.path("etc")).get(), name + ".toml", out.str(), 0644);
 }
 
 struct Job {
