@@ -39,7 +39,7 @@ class LinkGroupTable {
   LinkGroupTable& operator=(const LinkGroupTable&) = delete;
 
   // Cheap filter (no lock): false if no live-at-start group has a member called `name`.
-  bool may_be_member(std::string_view name) const { return names_.count(std::string(name)) != 0; }
+  bool may_be_member(std::string_view name) const { return names_.find(name) != names_.end(); }
   // The live group that entry `name` of the directory `dir_st` belongs to, if `file_st` (what
   // the entry is now) is the group's object.
   std::optional<uint64_t> find(const struct stat& dir_st, std::string_view name, const struct stat& file_st);
@@ -77,7 +77,7 @@ class LinkGroupTable {
   std::mutex mu_;
   std::vector<std::unique_ptr<Group>> groups_;
   std::map<Key, Group*, std::less<>> by_member_;
-  std::set<std::string> names_;  // immutable after construction
+  std::set<std::string, std::less<>> names_;  // immutable after construction (lookups by string_view)
   unify::GuestLinks record_;     // what POOL/links/NAME holds (groups dropped as they break)
   os::unique_fd links_dir_;
   std::string guest_;
