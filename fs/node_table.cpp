@@ -18,6 +18,10 @@ uint64_t synthetic_ino(uint64_t path_hash, uint64_t group) {
   return (path_hash & ~kGroupInoBit) | kSyntheticInoBit;
 }
 
+uint64_t shown_ino_of(const struct stat& st, bool shared, uint64_t path_hash, uint64_t group) {
+  return shared ? synthetic_ino(path_hash, group) : st.st_ino;
+}
+
 }  // namespace
 
 uint64_t child_path_hash(uint64_t parent_hash, std::string_view name) {
@@ -29,7 +33,7 @@ uint64_t child_path_hash(uint64_t parent_hash, std::string_view name) {
 
 Node::Node(int fd, const struct stat& st, bool is_shared, uint64_t path_hash_value, uint64_t group_id)
     : type(st.st_mode & S_IFMT),
-      shown_ino(is_shared ? synthetic_ino(path_hash_value, group_id) : st.st_ino),
+      shown_ino(shown_ino_of(st, is_shared, path_hash_value, group_id)),
       path_hash(path_hash_value),
       group(is_shared ? group_id : 0),
       shared(is_shared),
@@ -103,6 +107,21 @@ Node* NodeTable::lookup(Node& parent, std::string_view name, os::unique_fd path_
     by_id_.emplace(IdKey{st.st_dev, st.st_ino}, node);
   }
   return node;
+}
+
+uint64_t NodeTable::shown_ino(Node& parent, std::string_view name, const struct stat& st, bool shared, uint64_t group) {
+  if (!shared) return st.st_ino;  // private nodes show their backing inode number
+  std::lock_guard lock(mu_);
+  Node* known = nullptr;
+  if (group) {
+    auto it = by_group_.find(group);
+    if (it != by_group_.end()) known = it->second;
+  } else {
+    auto it = by_path_.find(PathKey{node_id(&parent), std::string(name)});
+    if (it != by_path_.end()) known = it->second;
+  }
+  if (known && known->key_dev == st.st_dev && known->key_ino == st.st_ino) return known->shown_ino;
+  return shown_ino_of(st, shared, child_path_hash(parent.path_hash, name), group);
 }
 
 void NodeTable::add_lookup(Node& node) {

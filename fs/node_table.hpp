@@ -76,6 +76,9 @@ class NodeTable {
   // A shared entry that is a member of link group `group` (nonzero) is the group's one node.
   Node* lookup(Node& parent, std::string_view name, os::unique_fd path_fd, const struct stat& st, bool shared,
                uint64_t group = 0);
+  // The st_ino the guest sees for entry `name` of `parent` (backing `st`), without counting a
+  // lookup: the node's if the table has one, else what a lookup would give (plain READDIR).
+  uint64_t shown_ino(Node& parent, std::string_view name, const struct stat& st, bool shared, uint64_t group = 0);
   // Counts one more kernel lookup of a node the kernel already knows (link, create reply).
   void add_lookup(Node& node);
   // Drops `n` kernel lookups; frees the node when none remain.

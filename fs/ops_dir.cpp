@@ -30,11 +30,22 @@ struct DirCloser {
 bool hidden(std::string_view name) { return name.starts_with(unify::kTempPrefix); }
 bool dot_or_dotdot(std::string_view name) { return name == "." || name == ".."; }
 
+// The d_ino of a plain READDIR entry: what stat shows (a shared file's synthetic number, not
+// its store object's).
+uint64_t plain_entry_ino(FsContext& ctx, Node& dir, const dirent& d) {
+  if (d.d_type != DT_REG || !ctx.objects.contains(ctx.backing_dev, d.d_ino)) return d.d_ino;
+  struct stat st {};
+  st.st_dev = ctx.backing_dev;
+  st.st_ino = d.d_ino;
+  st.st_mode = S_IFREG;
+  return ctx.nodes.shown_ino(dir, d.d_name, st, true, group_of_entry(ctx, dir, d.d_name, st));
+}
+
 // Fills one entry; returns its size (> room means it did not fit and nothing was added).
 size_t add_entry(fuse_req_t req, Node& dir, const dirent& d, char* buf, size_t room, bool plus) {
   if (!plus) {
     struct stat st {};
-    st.st_ino = d.d_ino;
+    st.st_ino = plain_entry_ino(context_of(req), dir, d);
     st.st_mode = static_cast<mode_t>(d.d_type) << 12;
     return fuse_add_direntry(req, buf, room, d.d_name, &st, d.d_off);
   }

@@ -6,11 +6,13 @@
 #include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
+#include <dirent.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <cerrno>
 #include <fstream>
+#include <map>
 
 #include "tests/test_fs_support.hpp"
 
@@ -46,6 +48,34 @@ TEST_CASE("shared files show nlink 1 and stable inode numbers of their own in ea
   v.umount_all();
   v.mount_all();
   CHECK(stat_of(v.root("g1", f)).st_ino == a.st_ino);  // stable across remounts
+}
+
+TEST_CASE("directory listings show the inode numbers stat shows, in every chunk", "[fs][view]") {
+  VUNIFY_REQUIRE_FUSE();
+  bool passthrough = GENERATE(true, false);
+  ViewPool v(2, passthrough, false);
+  // Enough entries that the kernel reads the listing in several chunks: after the first it
+  // asks plain READDIR (no attributes), which must not show the store object's inode number.
+  for (const auto& g : v.guests) {
+    ::mkdir(v.backing(g, "many").c_str(), 0755);
+    for (int i = 0; i < 600; ++i) write_file(v.backing(g, "many/file-with-a-longish-name-" + std::to_string(i)), "same\n");
+    write_file(v.backing(g, "many/own-" + g), "private to " + g + "\n");
+  }
+  REQUIRE(cli(v.pool, "unify --all").status == 0);
+  REQUIRE(stat_of(v.backing("g1", "many/file-with-a-longish-name-7")).st_nlink >= 3);
+  v.mount_all(passthrough);
+  std::map<std::string, ino_t> listed;
+  DIR* dir = ::opendir(v.root("g1", "many").c_str());
+  REQUIRE(dir != nullptr);
+  while (dirent* d = ::readdir(dir))
+    if (std::string(d->d_name) != "." && std::string(d->d_name) != "..") listed[d->d_name] = d->d_ino;
+  ::closedir(dir);
+  REQUIRE(listed.size() == 601);
+  size_t mismatched = 0;
+  for (const auto& [name, ino] : listed) mismatched += stat_of(v.root("g1", "many/" + name)).st_ino != ino;
+  CHECK(mismatched == 0);
+  ino_t object = stat_of(v.backing("g1", "many/file-with-a-longish-name-7")).st_ino;
+  CHECK(listed["file-with-a-longish-name-7"] != object);
 }
 
 TEST_CASE("vunify markers are invisible to guests and cannot be set or removed", "[fs][view]") {
