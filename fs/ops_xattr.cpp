@@ -1,14 +1,18 @@
 // Extended attributes. vunify's markers (trusted.vunify.*) are invisible to guests and cannot
 // be set or removed by them; a change of a shared file's xattrs breaks it first.
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/xattr.h>
 
 #include <cerrno>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "fs/context.hpp"
 #include "fs/cow_break.hpp"
 #include "fs/ops.hpp"
+#include "fs/passthrough.hpp"
 #include "os/xattrs.hpp"
 
 namespace vunify::fs {
@@ -69,8 +73,17 @@ void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* v
   if (os::is_marker_xattr(name)) return (void)fuse_reply_err(req, EPERM);
   Node& node = node_of(req, ino);
   if (int err = break_if_shared(context_of(req), node)) return (void)fuse_reply_err(req, err);
-  int rc = ::setxattr(proc_path(node.fd()).c_str(), name, value, size, flags);
-  fuse_reply_err(req, rc != 0 ? errno : 0);
+  std::string path = proc_path(node.fd());
+  if (::setxattr(path.c_str(), name, value, size, flags) != 0) return (void)fuse_reply_err(req, errno);
+  // The daemon has CAP_FSETID, so the backing filesystem kept setgid; the caller's own call
+  // would have cleared it (posix_acl_update_mode), and the kernel says so.
+  if (Passthrough::setxattr_kills_sgid() && std::string_view(name) == "system.posix_acl_access") {
+    struct stat st;
+    if (::fstatat(node.fd(), "", &st, AT_EMPTY_PATH) == 0 && (st.st_mode & S_ISGID) &&
+        ::chmod(path.c_str(), st.st_mode & 07777 & ~S_ISGID) != 0)
+      return (void)fuse_reply_err(req, errno);
+  }
+  fuse_reply_err(req, 0);
 }
 
 void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {

@@ -27,6 +27,13 @@ constexpr uint32_t kFlags2DirectIoAllowMmap = 1u << 4;  // FUSE_DIRECT_IO_ALLOW_
 constexpr uint32_t kFlags2Passthrough = 1u << 5;        // FUSE_PASSTHROUGH = 1ULL << 37
 constexpr uint32_t kFopenPassthrough = 1u << 7;
 constexpr uint32_t kOpInit = 26;
+constexpr uint32_t kOpSetxattr = 21;
+constexpr uint32_t kInitSetxattrExt = 1u << 29;  // FUSE_SETXATTR_EXT
+constexpr uint32_t kSetxattrAclKillSgid = 1u << 0;
+constexpr size_t kSetxattrInCompat = 8;  // size, flags (what libfuse 3.14 parses)
+struct SetxattrInExt {
+  uint32_t size, flags, setxattr_flags, padding;
+};
 
 struct InHeader {
   uint32_t len, opcode;
@@ -59,25 +66,48 @@ struct OpenOut {
 // needs patched travels in thread-locals from the handler to the writev hook.
 thread_local bool t_init_pending = false;
 thread_local int t_backing_id = 0;
+thread_local uint32_t t_setxattr_flags = 0;
 
 struct PendingBacking {
   explicit PendingBacking(int id) { t_backing_id = id; }
   ~PendingBacking() { t_backing_id = 0; }
 };
 
+// An extended SETXATTR request is made the compat one libfuse parses; its flags stay with the
+// thread, which handles the request next.
+ssize_t to_compat_setxattr(void* buf, ssize_t n) {
+  constexpr ssize_t kFixed = sizeof(InHeader) + sizeof(SetxattrInExt);
+  if (n < kFixed) return n;
+  char* bytes = static_cast<char*>(buf);
+  SetxattrInExt in;
+  std::memcpy(&in, bytes + sizeof(InHeader), sizeof in);
+  t_setxattr_flags = in.setxattr_flags;
+  constexpr size_t kDrop = sizeof(SetxattrInExt) - kSetxattrInCompat;
+  std::memmove(bytes + sizeof(InHeader) + kSetxattrInCompat, bytes + kFixed, static_cast<size_t>(n - kFixed));
+  static_cast<InHeader*>(buf)->len -= kDrop;
+  return n - static_cast<ssize_t>(kDrop);
+}
+
+}  // namespace
+
 ssize_t hook_read(int fd, void* buf, size_t len, void* userdata) {
   Passthrough& pt = static_cast<FsContext*>(userdata)->passthrough;
   ssize_t n = ::read(fd, buf, len);
   if (n < 0 && errno == ENODEV) pt.set_kernel_gone();
+  t_setxattr_flags = 0;
   if (n >= static_cast<ssize_t>(sizeof(InHeader))) {
     auto* h = static_cast<InHeader*>(buf);
     if (h->opcode == kOpInit) {
       t_init_pending = true;
       pt.saw_init_request(h + 1, static_cast<size_t>(n) - sizeof(InHeader));
+    } else if (h->opcode == kOpSetxattr && pt.setxattr_ext_.load(std::memory_order_relaxed)) {
+      n = to_compat_setxattr(buf, n);
     }
   }
   return n;
 }
+
+namespace {
 
 ssize_t hook_writev(int fd, struct iovec* iov, int count, void* userdata) {
   auto* header = static_cast<OutHeader*>(iov[0].iov_base);
@@ -104,7 +134,10 @@ void Passthrough::saw_init_request(const void* data, size_t len) {
   bool ext = in.flags & kInitExt;
   kernel_offers_ = ext && (in.flags2 & kFlags2Passthrough);
   kernel_offers_dio_mmap_ = ext && (in.flags2 & kFlags2DirectIoAllowMmap);
+  kernel_offers_setxattr_ext_ = (in.flags & kInitSetxattrExt) != 0;
 }
+
+bool Passthrough::setxattr_kills_sgid() { return t_setxattr_flags & kSetxattrAclKillSgid; }
 
 void Passthrough::patch_init_reply(void* data, size_t len) {
   if (len < sizeof(InitOut)) return;
@@ -112,6 +145,10 @@ void Passthrough::patch_init_reply(void* data, size_t len) {
   if (kernel_offers_dio_mmap_) {
     out->flags |= kInitExt;
     out->flags2 |= kFlags2DirectIoAllowMmap;  // mmap of direct-I/O opens (used around breaks)
+  }
+  if (kernel_offers_setxattr_ext_) {
+    out->flags |= kInitSetxattrExt;
+    setxattr_ext_ = true;
   }
   if (wanted_ && kernel_offers_) {
     out->flags |= kInitExt;

@@ -1,6 +1,8 @@
 // Kernel FUSE passthrough (Linux >= 6.9) without a libfuse API for it: the daemon sees the
 // raw INIT request and patches the INIT and OPEN/CREATE replies through fuse_session_custom_io
 // (protocol fields from linux/fuse.h 7.40; see ../shared/probes/passthrough.cc).
+// The same hooks negotiate the extended SETXATTR request (7.33), which libfuse 3.14 does not:
+// its setxattr_flags say whether an ACL change must clear the file's setgid bit.
 #pragma once
 #include <atomic>
 
@@ -30,6 +32,10 @@ class Passthrough {
   static void reply_open(fuse_req_t req, fuse_file_info* fi, int backing_id);
   static void reply_create(fuse_req_t req, const fuse_entry_param* e, fuse_file_info* fi, int backing_id);
 
+  // FUSE_SETXATTR_ACL_KILL_SGID for the SETXATTR request this thread is handling: the caller
+  // is neither in the file's group nor has CAP_FSETID, so a new access ACL clears setgid.
+  static bool setxattr_kills_sgid();
+
   // Called by the hooks.
   void saw_init_request(const void* init_in, size_t len);
   void patch_init_reply(void* init_out, size_t len);
@@ -38,6 +44,8 @@ class Passthrough {
   int dev_fd_;
   bool wanted_;
   std::atomic<bool> kernel_offers_{false}, kernel_offers_dio_mmap_{false}, active_{false}, kernel_gone_{false};
+  std::atomic<bool> kernel_offers_setxattr_ext_{false}, setxattr_ext_{false};
+  friend ssize_t hook_read(int, void*, size_t, void*);
 };
 
 }  // namespace vunify::fs

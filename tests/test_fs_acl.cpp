@@ -332,3 +332,41 @@ TEST_CASE("a break in a directory with a default ACL keeps the file's own (absen
   CHECK(try_open(1000, p) == EACCES);
   CHECK(cli(v.pool, "verify").status == 0);
 }
+
+TEST_CASE("an ACL set by a user outside the file's group clears setgid, as on the backing filesystem", "[fs][acl]") {
+  VUNIFY_REQUIRE_FUSE();
+  VUNIFY_REQUIRE_ACL_TOOLS();
+  bool passthrough = GENERATE(true, false);
+  INFO("passthrough " << passthrough);
+  AclPool v(2);
+  for (const auto& g : v.guests) write_file(v.backing(g, "srv/shared-sgid"), "same\n", 02775, 1000, 100);
+  write_file(v.backing("g1", "srv/own-sgid"), "own\n", 02775, 1000, 100);
+  std::string native = v.tmp / "native-sgid";
+  write_file(native, "native\n", 02775, 1000, 100);
+  v.unify();
+  REQUIRE(same_inode(v.backing("g1", "srv/shared-sgid"), v.backing("g2", "srv/shared-sgid")));
+  v.mount_all(passthrough);
+  Snapshot store_before = store_snapshot(v.pool);
+  // uid 1000 owns the files but is not in group 100 (no supplementary groups, no CAP_FSETID)
+  auto setfacl_as_owner = [](const std::string& path) {
+    return run("setpriv --reuid=1000 --regid=1000 --clear-groups setfacl -m u:65534:r '" + path + "'").status;
+  };
+  REQUIRE(setfacl_as_owner(native) == 0);
+  mode_t native_mode = stat_of(native).st_mode & 07777;
+  REQUIRE((native_mode & S_ISGID) == 0);  // what the kernel does natively
+  for (const std::string rel : {"srv/own-sgid", "srv/shared-sgid"}) {
+    INFO(rel);
+    REQUIRE(setfacl_as_owner(v.root("g1", rel)) == 0);
+    CHECK((stat_of(v.root("g1", rel)).st_mode & 07777) == native_mode);
+    CHECK(acl_text(v.root("g1", rel)) == acl_text(v.backing("g1", rel)));
+    CHECK(acl_text(v.root("g1", rel)).find("user:65534:r--") != std::string::npos);
+  }
+  // root (CAP_FSETID) keeps setgid, as natively
+  write_file(native, "native\n", 02775, 1000, 100);
+  REQUIRE(setfacl("-m u:65534:r", native));
+  REQUIRE(setfacl("-m u:65534:r", v.root("g2", "srv/shared-sgid")));
+  CHECK((stat_of(native).st_mode & S_ISGID) != 0);
+  CHECK((stat_of(v.root("g2", "srv/shared-sgid")).st_mode & S_ISGID) != 0);
+  CHECK(diff(store_before, store_snapshot(v.pool)).empty());
+  CHECK(cli(v.pool, "verify").status == 0);
+}
