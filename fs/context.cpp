@@ -87,11 +87,15 @@ int reopen(const Node& node, int flags) {
 }
 
 int lookup_entry(fuse_req_t req, Node& parent, const char* name, fuse_entry_param& e) {
-  FsContext& ctx = context_of(req);
-  e = fuse_entry_param{};
   int fd = ::openat(parent.fd(), name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) return errno;
-  os::unique_fd path_fd(fd);
+  return entry_of(req, parent, name, os::unique_fd(fd), e);
+}
+
+int entry_of(fuse_req_t req, Node& parent, const char* name, os::unique_fd path_fd, fuse_entry_param& e) {
+  FsContext& ctx = context_of(req);
+  e = fuse_entry_param{};
+  int fd = path_fd.get();
   struct stat st;
   if (::fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) return errno;
   bool shared = is_store_object(ctx, st);

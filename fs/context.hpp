@@ -47,6 +47,8 @@ int reopen(const Node& node, int flags);
 std::string proc_path(int fd);
 // Looks up `name` in `parent` and fills the entry (counting a kernel lookup). Returns errno or 0.
 int lookup_entry(fuse_req_t req, Node& parent, const char* name, fuse_entry_param& e);
+// The same for the inode `path_fd` (O_PATH) already opened as entry `name` of `parent`.
+int entry_of(fuse_req_t req, Node& parent, const char* name, os::unique_fd path_fd, fuse_entry_param& e);
 // True if the backing inode `st` is a store object (shared: modifying it must break first).
 bool is_store_object(const FsContext& ctx, const struct stat& st);
 // The link group whose member is entry `name` of `parent`, now the shared inode `st`; 0 if none.

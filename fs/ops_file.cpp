@@ -12,6 +12,7 @@
 #include "fs/creds.hpp"
 #include "fs/file_handle.hpp"
 #include "fs/ops.hpp"
+#include "fs/passthrough.hpp"
 
 namespace vunify::fs {
 
@@ -89,21 +90,34 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Passthrough::reply_open(req, fi, backing_id);
 }
 
+// The backing open of an O_TMPFILE request. Never O_EXCL: the kernel enforces "not linkable"
+// on its own inode, while the daemon's linkat of the backing inode needs it linkable.
+int tmpfile_flags(int guest_flags) {
+  constexpr int kKept = O_ACCMODE | O_APPEND | O_NONBLOCK | O_DSYNC | O_SYNC | O_DIRECT | O_NOATIME | O_LARGEFILE;
+  return (guest_flags & kKept) | O_TMPFILE | O_CLOEXEC;
+}
+
+// An O_PATH fd of the inode open as `fd` (-1 if that fails: entry_of then reports EBADF).
+int reopen_path(int fd) { return ::open(proc_path(fd).c_str(), O_PATH | O_CLOEXEC); }
+
 void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
   if (refuse_barrier_change(req, parent)) return;
   FsContext& ctx = context_of(req);
   Node& dir = node_of(req, parent);
+  bool tmpfile = Passthrough::create_is_tmpfile();
   int fd;
   {
     CallerCreds creds(req);
-    fd = ::openat(dir.fd(), name, (fi->flags | O_CREAT | O_CLOEXEC) & ~O_NOFOLLOW, creds.mode(mode));
+    fd = tmpfile ? ::openat(dir.fd(), ".", tmpfile_flags(fi->flags), creds.mode(mode))
+                 : ::openat(dir.fd(), name, (fi->flags | O_CREAT | O_CLOEXEC) & ~O_NOFOLLOW, creds.mode(mode));
   }
   if (fd < 0) return (void)fuse_reply_err(req, errno);
   auto fh = std::make_unique<FileHandle>();
   fh->fd.reset(fd);
   fh->flags = fi->flags;
   fuse_entry_param e;
-  if (int err = lookup_entry(req, dir, name, e)) return (void)fuse_reply_err(req, err);
+  int err = tmpfile ? entry_of(req, dir, name, os::unique_fd(reopen_path(fd)), e) : lookup_entry(req, dir, name, e);
+  if (err) return (void)fuse_reply_err(req, err);
   Node& node = *reinterpret_cast<Node*>(e.ino);
   int backing_id;
   {

@@ -28,6 +28,8 @@ constexpr uint32_t kFlags2Passthrough = 1u << 5;        // FUSE_PASSTHROUGH = 1U
 constexpr uint32_t kFopenPassthrough = 1u << 7;
 constexpr uint32_t kOpInit = 26;
 constexpr uint32_t kOpSetxattr = 21;
+constexpr uint32_t kOpCreate = 35;
+constexpr uint32_t kOpTmpfile = 51;  // same request and reply layout as CREATE
 constexpr uint32_t kInitSetxattrExt = 1u << 29;  // FUSE_SETXATTR_EXT
 constexpr uint32_t kSetxattrAclKillSgid = 1u << 0;
 constexpr size_t kSetxattrInCompat = 8;  // size, flags (what libfuse 3.14 parses)
@@ -67,6 +69,7 @@ struct OpenOut {
 thread_local bool t_init_pending = false;
 thread_local int t_backing_id = 0;
 thread_local uint32_t t_setxattr_flags = 0;
+thread_local bool t_tmpfile = false;
 
 struct PendingBacking {
   explicit PendingBacking(int id) { t_backing_id = id; }
@@ -95,6 +98,7 @@ ssize_t hook_read(int fd, void* buf, size_t len, void* userdata) {
   ssize_t n = ::read(fd, buf, len);
   if (n < 0 && errno == ENODEV) pt.set_kernel_gone();
   t_setxattr_flags = 0;
+  t_tmpfile = false;
   if (n >= static_cast<ssize_t>(sizeof(InHeader))) {
     auto* h = static_cast<InHeader*>(buf);
     if (h->opcode == kOpInit) {
@@ -102,6 +106,9 @@ ssize_t hook_read(int fd, void* buf, size_t len, void* userdata) {
       pt.saw_init_request(h + 1, static_cast<size_t>(n) - sizeof(InHeader));
     } else if (h->opcode == kOpSetxattr && pt.setxattr_ext_.load(std::memory_order_relaxed)) {
       n = to_compat_setxattr(buf, n);
+    } else if (h->opcode == kOpTmpfile) {
+      h->opcode = kOpCreate;
+      t_tmpfile = true;
     }
   }
   return n;
@@ -136,6 +143,8 @@ void Passthrough::saw_init_request(const void* data, size_t len) {
   kernel_offers_dio_mmap_ = ext && (in.flags2 & kFlags2DirectIoAllowMmap);
   kernel_offers_setxattr_ext_ = (in.flags & kInitSetxattrExt) != 0;
 }
+
+bool Passthrough::create_is_tmpfile() { return t_tmpfile; }
 
 bool Passthrough::setxattr_kills_sgid() { return t_setxattr_flags & kSetxattrAclKillSgid; }
 

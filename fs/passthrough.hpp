@@ -2,7 +2,9 @@
 // raw INIT request and patches the INIT and OPEN/CREATE replies through fuse_session_custom_io
 // (protocol fields from linux/fuse.h 7.40; see ../shared/probes/passthrough.cc).
 // The same hooks negotiate the extended SETXATTR request (7.33), which libfuse 3.14 does not:
-// its setxattr_flags say whether an ACL change must clear the file's setgid bit.
+// its setxattr_flags say whether an ACL change must clear the file's setgid bit. And they hand
+// libfuse 3.14 (which has no tmpfile operation) an O_TMPFILE open (TMPFILE, 7.37) as a CREATE
+// of the same layout, marked for the create handler.
 #pragma once
 #include <atomic>
 
@@ -35,6 +37,9 @@ class Passthrough {
   // FUSE_SETXATTR_ACL_KILL_SGID for the SETXATTR request this thread is handling: the caller
   // is neither in the file's group nor has CAP_FSETID, so a new access ACL clears setgid.
   static bool setxattr_kills_sgid();
+
+  // True while this thread handles a CREATE that is really an O_TMPFILE open of the directory.
+  static bool create_is_tmpfile();
 
   // Called by the hooks.
   void saw_init_request(const void* init_in, size_t len);

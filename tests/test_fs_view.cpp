@@ -78,6 +78,54 @@ TEST_CASE("directory listings show the inode numbers stat shows, in every chunk"
   CHECK(listed["file-with-a-longish-name-7"] != object);
 }
 
+TEST_CASE("O_TMPFILE opens through the view: linkable into the guest, or never with O_EXCL", "[fs][view]") {
+  VUNIFY_REQUIRE_FUSE();
+  bool passthrough = GENERATE(true, false);
+  INFO("passthrough " << passthrough);
+  ViewPool v(1, passthrough);
+  std::string dir = v.root("g1", "etc");
+  auto backing_entries = [&] {
+    size_t n = 0;
+    DIR* d = ::opendir(v.backing("g1", "etc").c_str());
+    while (d && ::readdir(d)) ++n;
+    if (d) ::closedir(d);
+    return n;
+  };
+  size_t entries_before = backing_entries();
+  mode_t old_mask = ::umask(027);
+  int fd = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0666);
+  ::umask(old_mask);
+  REQUIRE(fd >= 0);
+  struct stat st;
+  REQUIRE(::fstat(fd, &st) == 0);
+  CHECK(st.st_nlink == 0);
+  CHECK((st.st_mode & 07777) == 0640);
+  CHECK(S_ISREG(st.st_mode));
+  CHECK(::write(fd, "tmp data\n", 9) == 9);
+  CHECK(backing_entries() == entries_before);  // nameless until linked
+  REQUIRE(::linkat(fd, "", AT_FDCWD, (dir + "/from-tmpfile").c_str(), AT_EMPTY_PATH) == 0);
+  REQUIRE(::fstat(fd, &st) == 0);
+  CHECK(st.st_nlink == 1);
+  ::close(fd);
+  CHECK(content_of(dir + "/from-tmpfile") == "tmp data\n");
+  CHECK(content_of(v.backing("g1", "etc/from-tmpfile")) == "tmp data\n");
+  CHECK((stat_of(dir + "/from-tmpfile").st_mode & 07777) == 0640);
+
+  // O_EXCL: never linkable (the kernel's answer natively too), and nothing left behind
+  fd = ::open(dir.c_str(), O_TMPFILE | O_WRONLY | O_EXCL | O_CLOEXEC, 0600);
+  REQUIRE(fd >= 0);
+  CHECK(::linkat(fd, "", AT_FDCWD, (dir + "/never").c_str(), AT_EMPTY_PATH) != 0);
+  int link_errno = errno;
+  ::close(fd);
+  int native = ::open(v.tmp.path().c_str(), O_TMPFILE | O_WRONLY | O_EXCL | O_CLOEXEC, 0600);
+  REQUIRE(native >= 0);
+  CHECK(::linkat(native, "", AT_FDCWD, (v.tmp / "never").c_str(), AT_EMPTY_PATH) != 0);
+  CHECK(link_errno == errno);
+  ::close(native);
+  CHECK(::access((dir + "/never").c_str(), F_OK) != 0);
+  CHECK(backing_entries() == entries_before + 1);  // only from-tmpfile
+}
+
 TEST_CASE("vunify markers are invisible to guests and cannot be set or removed", "[fs][view]") {
   VUNIFY_REQUIRE_FUSE();
   ViewPool v(1, true, false);
