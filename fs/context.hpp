@@ -10,6 +10,7 @@
 #include "fs/link_group_table.hpp"
 #include "fs/node_table.hpp"
 #include "fs/passthrough.hpp"
+#include "fs/protocol_hooks.hpp"
 #include "os/unique_fd.hpp"
 #include "unify/link_groups.hpp"
 #include "unify/object_set.hpp"
@@ -28,6 +29,7 @@ struct FsContext {
   Barrier host_only;
   NodeTable nodes;
   Passthrough passthrough;
+  ProtocolState protocol;
   const unify::ObjectSet objects;  // inodes of store objects (loaded at mount)
   LinkGroupTable groups;           // the guest's link groups (POOL/links/NAME)
   double timeout = 86400.0;    // the daemon is the only writer of the backing tree

@@ -122,7 +122,7 @@ int serve_view(const ViewConfig& config, const std::function<void(const std::str
     FsContext ctx(std::move(root), std::move(barrier), barrier_st, dev_fd, config.passthrough, config.objects, config.guest,
                   config.links, std::move(links_dir));
     Session se = new_session(ctx);
-    fuse_custom_io io = ctx.passthrough.custom_io();
+    fuse_custom_io io = protocol_hooks();
     if (fuse_session_custom_io(se.get(), &io, dev_fd) != 0) {
       ::close(dev_fd);
       throw os::SysError(EINVAL, "attach /dev/fuse to the session for", config.mountpoint);
@@ -135,7 +135,7 @@ int serve_view(const ViewConfig& config, const std::function<void(const std::str
     int rc = run_loop(se.get());
     if (rc > 0) rc = 0;  // ended by a signal (its number): a normal stop
     fuse_remove_signal_handlers(se.get());
-    if (!ctx.passthrough.kernel_gone()) ::umount2(config.mountpoint.c_str(), MNT_DETACH);
+    if (!ctx.protocol.kernel_gone.load()) ::umount2(config.mountpoint.c_str(), MNT_DETACH);
     fuse_log(FUSE_LOG_INFO, "vunify: guest %s unmounted (status %d)\n", config.guest.c_str(), rc);
     return rc;
   } catch (const std::exception& e) {

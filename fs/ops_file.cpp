@@ -12,7 +12,7 @@
 #include "fs/creds.hpp"
 #include "fs/file_handle.hpp"
 #include "fs/ops.hpp"
-#include "fs/passthrough.hpp"
+#include "fs/protocol_hooks.hpp"
 
 namespace vunify::fs {
 
@@ -104,7 +104,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   if (refuse_barrier_change(req, parent)) return;
   FsContext& ctx = context_of(req);
   Node& dir = node_of(req, parent);
-  bool tmpfile = Passthrough::create_is_tmpfile();
+  bool tmpfile = request_is_tmpfile();
   int fd;
   {
     CallerCreds creds(req);

@@ -12,7 +12,7 @@
 #include "fs/context.hpp"
 #include "fs/cow_break.hpp"
 #include "fs/ops.hpp"
-#include "fs/passthrough.hpp"
+#include "fs/protocol_hooks.hpp"
 #include "os/xattrs.hpp"
 
 namespace vunify::fs {
@@ -77,7 +77,7 @@ void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* v
   if (::setxattr(path.c_str(), name, value, size, flags) != 0) return (void)fuse_reply_err(req, errno);
   // The daemon has CAP_FSETID, so the backing filesystem kept setgid; the caller's own call
   // would have cleared it (posix_acl_update_mode), and the kernel says so.
-  if (Passthrough::setxattr_kills_sgid() && std::string_view(name) == "system.posix_acl_access") {
+  if (setxattr_kills_sgid() && std::string_view(name) == "system.posix_acl_access") {
     struct stat st;
     if (::fstatat(node.fd(), "", &st, AT_EMPTY_PATH) == 0 && (st.st_mode & S_ISGID) &&
         ::chmod(path.c_str(), st.st_mode & 07777 & ~S_ISGID) != 0)
