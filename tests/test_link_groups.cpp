@@ -11,6 +11,7 @@
 #include "os/files.hpp"
 #include "os/walk.hpp"
 #include "tests/helpers.hpp"
+#include "tests/scratch_pool.hpp"
 #include "unify/fsck.hpp"
 #include "unify/guests.hpp"
 #include "unify/link_groups.hpp"
@@ -25,13 +26,7 @@ using vunify::test::TempDir;
 
 namespace {
 
-struct GroupPool {
-  TempDir dir;
-  std::string pool_path = dir / "pool";
-  GroupPool() { unify::Pool::init(pool_path); }
-  std::string backing(const std::string& guest, const std::string& rel = "") const {
-    return pool_path + "/backing/" + guest + (rel.empty() ? "" : "/" + rel);
-  }
+struct GroupPool : test::ScratchPool {
   // A guest with a hard-link group across two directories, plus a file `alone`.
   void add_guest_with_group(const std::string& name, const std::string& content = "perl binary\n") {
     std::string src = dir / ("src-" + name);
@@ -41,16 +36,16 @@ struct GroupPool {
     test::write_file(src + "/alone", "only in " + name);
     struct timespec ts[2] = {{1400000000, 0}, {1400000000, 5}};
     for (const char* d : {"/usr/bin", "/usr/lib", "/usr"}) ::utimensat(AT_FDCWD, (src + d).c_str(), ts, 0);
-    unify::Pool pool(pool_path, unify::Access::Write);
-    unify::add_guest(pool, name, src, false);
+    unify::Pool p(pool, unify::Access::Write);
+    unify::add_guest(p, name, src, false);
   }
   unify::UnifyReport run(unify::UnifyOptions opts = {}) {
-    unify::Pool pool(pool_path, unify::Access::Write);
-    return unify::unify(pool, opts);
+    unify::Pool p(pool, unify::Access::Write);
+    return unify::unify(p, opts);
   }
   // Read straight from POOL/links (no pool lock: callers may hold the pool open for writing).
   unify::GuestLinks links(const std::string& guest) {
-    return unify::read_links(os::open_dir(pool_path + "/links").get(), guest);
+    return unify::read_links(os::open_dir(pool + "/links").get(), guest);
   }
   ino_t ino(const std::string& guest, const std::string& rel) const { return test::lstat_of(backing(guest, rel)).st_ino; }
 };
@@ -85,14 +80,14 @@ TEST_CASE("a guest's own hard links are unified as one recorded group", "[unify]
   CHECK(again.files_linked == 0);
   CHECK(again.already_shared == 4);
   CHECK(f.links("a").size() == 1);
-  unify::Pool pool(f.pool_path, unify::Access::Write);
+  unify::Pool pool(f.pool, unify::Access::Write);
   unify::FsckReport fr = unify::fsck(pool, false);
   INFO((fr.problems.empty() ? std::string() : fr.problems[0]));
   CHECK(fr.problems.empty());
   // guest rm drops the record
   unify::remove_guest(pool, "b");
   struct stat st {};
-  CHECK(::stat((f.pool_path + "/links/b").c_str(), &st) != 0);
+  CHECK(::stat((f.pool + "/links/b").c_str(), &st) != 0);
 }
 
 TEST_CASE("hard links that reach outside the guest are left alone", "[unify][links]") {
@@ -137,7 +132,7 @@ TEST_CASE("a group caught halfway is put back on its private inode", "[unify][li
     REQUIRE(::rename(copy.c_str(), f.backing("b", "usr/bin/perl").c_str()) == 0);
     struct timespec ts[2] = {{1400000000, 0}, {1400000000, 5}};
     ::utimensat(AT_FDCWD, f.backing("b", "usr/bin").c_str(), ts, 0);
-    unify::Pool pool(f.pool_path, unify::Access::Write);
+    unify::Pool pool(f.pool, unify::Access::Write);
     unify::FsckReport fr = unify::fsck(pool, false);
     CHECK(fr.problems.size() == 1);
     unify::LinkRepair lr = unify::resolve_links(pool, "b", unify::ObjectSet::load(pool));
@@ -153,7 +148,7 @@ TEST_CASE("a group caught halfway is put back on its private inode", "[unify][li
   SECTION("a member replaced by an unrelated file: it leaves the group") {
     REQUIRE(::unlink(f.backing("b", "usr/bin/perl").c_str()) == 0);  // never write into the object
     test::write_file(f.backing("b", "usr/bin/perl"), "the guest's own new perl\n");
-    unify::Pool pool(f.pool_path, unify::Access::Write);
+    unify::Pool pool(f.pool, unify::Access::Write);
     unify::LinkRepair lr = unify::resolve_links(pool, "b", unify::ObjectSet::load(pool));
     CHECK(lr.relinked == 0);
     CHECK(lr.dropped == 1);  // one member left: a plain shared file
@@ -163,7 +158,7 @@ TEST_CASE("a group caught halfway is put back on its private inode", "[unify][li
   }
   SECTION("fsck --repair does the same") {
     REQUIRE(::unlink(f.backing("b", "usr/lib/perl5.36").c_str()) == 0);
-    unify::Pool pool(f.pool_path, unify::Access::Write);
+    unify::Pool pool(f.pool, unify::Access::Write);
     unify::FsckReport fr = unify::fsck(pool, true);
     CHECK(fr.problems.size() == 1);
     CHECK(fr.repaired.size() == 1);
@@ -198,7 +193,7 @@ TEST_CASE("an interrupted unify never splits a group", "[unify][links][crash]") 
     };
     CHECK_THROWS(f.run(opts));
     {
-      unify::Pool pool(f.pool_path, unify::Access::Write);  // recovery
+      unify::Pool pool(f.pool, unify::Access::Write);  // recovery
       unify::FsckReport fr = unify::fsck(pool, false);
       INFO((fr.problems.empty() ? std::string() : fr.problems[0]));
       CHECK(fr.problems.empty());
@@ -219,7 +214,7 @@ TEST_CASE("templates, guests made from them and clones keep shared hard-link gro
   f.add_guest_with_group("b");
   f.run();
   {
-    unify::Pool pool(f.pool_path, unify::Access::Write);
+    unify::Pool pool(f.pool, unify::Access::Write);
     unify::template_from_guest(pool, "t", "a");
     unify::LinkGroups groups = unify::read_link_groups(pool, "t");
     REQUIRE(groups.size() == 1);
@@ -240,7 +235,7 @@ TEST_CASE("templates, guests made from them and clones keep shared hard-link gro
     CHECK(links[0].members.size() == 2);
   }
   CHECK(f.links("n-01")[0].id != f.links("n-02")[0].id);
-  unify::Pool pool(f.pool_path, unify::Access::Write);
+  unify::Pool pool(f.pool, unify::Access::Write);
   unify::FsckReport fr = unify::fsck(pool, false);
   INFO((fr.problems.empty() ? std::string() : fr.problems[0]));
   CHECK(fr.problems.empty());

@@ -8,6 +8,7 @@
 
 #include "os/walk.hpp"
 #include "tests/helpers.hpp"
+#include "tests/scratch_pool.hpp"
 #include "unify/pool.hpp"
 
 using namespace vunify;
@@ -15,12 +16,9 @@ using vunify::test::TempDir;
 
 namespace {
 
-struct ProvisionFixture {
-  TempDir dir;
-  std::string pool = dir / "pool";
+struct ProvisionFixture : test::ScratchPool {
   std::string src = dir / "src";
   ProvisionFixture() {
-    unify::Pool::init(pool);
     test::make_sample_guest(src);
     test::write_file(src + "/etc/hosts", "127.0.0.1\tlocalhost\n127.0.1.1\tguest\n::1\tlocalhost\n");
     test::write_file(src + "/etc/machine-id", "0123456789abcdef0123456789abcdef\n", 0444);
@@ -31,15 +29,7 @@ struct ProvisionFixture {
     ok("template from-guest tpl seed");
     ok("guest rm seed");
   }
-  std::string guest(const std::string& name, const std::string& rel = "") const {
-    return pool + "/backing/" + name + (rel.empty() ? "" : "/" + rel);
-  }
   std::string tpl(const std::string& rel = "") const { return pool + "/templates/tpl/root" + (rel.empty() ? "" : "/" + rel); }
-  void ok(const std::string& args) const {
-    auto r = test::vunify(pool, args);
-    INFO(args << "\n" << r.out);
-    REQUIRE(r.status == 0);
-  }
   // Disk blocks (KiB) under the pool, each inode counted once, as du does.
   uint64_t pool_kib() const {
     auto r = test::run("du -sk '" + pool + "' | cut -f1");
@@ -80,28 +70,28 @@ TEST_CASE("50 guests from one template: only directories and customized files co
   for (int i = 1; i <= 50; ++i) {
     std::string name = (i < 10 ? "web-0" : "web-") + std::to_string(i);
     // Complete: every entry of the template, same metadata and content, but the customized files.
-    test::Snapshot g = test::snapshot(f.guest(name));
+    test::Snapshot g = test::snapshot(f.backing(name));
     for (const auto& line : test::diff(tpl, g)) {
       std::string path = line.substr(line.find(' ') + 1);
       path = path.substr(0, path.find(':'));
       INFO(name << ": " << line);
       CHECK(kCustomized.count(path) == 1);
     }
-    CHECK(test::read_file(f.guest(name, "etc/hostname")) == name + "\n");
-    CHECK(test::read_file(f.guest(name, "etc/hosts")) == "127.0.0.1\tlocalhost\n127.0.1.1\t" + name + "\n::1\tlocalhost\n");
-    machine_ids.insert(test::read_file(f.guest(name, "etc/machine-id")));
-    CHECK(test::lstat_of(f.guest(name, "var/log/dpkg.log")).st_size == 0);
-    CHECK((test::lstat_of(f.guest(name, "var/log/dpkg.log")).st_mode & 07777) == 0640);
+    CHECK(test::read_file(f.backing(name, "etc/hostname")) == name + "\n");
+    CHECK(test::read_file(f.backing(name, "etc/hosts")) == "127.0.0.1\tlocalhost\n127.0.1.1\t" + name + "\n::1\tlocalhost\n");
+    machine_ids.insert(test::read_file(f.backing(name, "etc/machine-id")));
+    CHECK(test::lstat_of(f.backing(name, "var/log/dpkg.log")).st_size == 0);
+    CHECK((test::lstat_of(f.backing(name, "var/log/dpkg.log")).st_mode & 07777) == 0640);
     // Shared files are the template's inodes (no data copied).
     for (const char* rel : {"home-file", "usr/bin/ping", "var/lib/sparse", "etc/os-release"})
-      CHECK(test::lstat_of(f.guest(name, rel)).st_ino == test::lstat_of(f.tpl(rel)).st_ino);
+      CHECK(test::lstat_of(f.backing(name, rel)).st_ino == test::lstat_of(f.tpl(rel)).st_ino);
     CHECK(test::read_file(f.pool + "/etc/" + name + ".toml").find("template = 'tpl'") != std::string::npos);
   }
   CHECK(machine_ids.size() == 50);
 
   // A guest's private file is its own: writing it changes no other guest and not the template.
-  test::write_file(f.guest("web-07", "etc/hostname"), "changed\n");
-  CHECK(test::read_file(f.guest("web-08", "etc/hostname")) == "web-08\n");
+  test::write_file(f.backing("web-07", "etc/hostname"), "changed\n");
+  CHECK(test::read_file(f.backing("web-08", "etc/hostname")) == "web-08\n");
   CHECK(test::read_file(f.tpl("etc/hostname")) == "guest\n");
   auto list = test::vunify(f.pool, "guest list");
   CHECK(list.out.find("web-50") != std::string::npos);
@@ -127,12 +117,12 @@ TEST_CASE("guest clone shares the shared files, copies private ones and customiz
   VUNIFY_REQUIRE_ROOT();
   ProvisionFixture f;
   f.ok("guest create a --template tpl");
-  test::write_file(f.guest("a", "root/notes"), "private to a\n");
+  test::write_file(f.backing("a", "root/notes"), "private to a\n");
   f.ok("guest clone a b");
-  CHECK(test::read_file(f.guest("b", "root/notes")) == "private to a\n");
-  CHECK(test::lstat_of(f.guest("b", "root/notes")).st_ino != test::lstat_of(f.guest("a", "root/notes")).st_ino);
-  CHECK(test::lstat_of(f.guest("b", "home-file")).st_ino == test::lstat_of(f.tpl("home-file")).st_ino);
-  CHECK(test::read_file(f.guest("b", "etc/hostname")) == "b\n");
+  CHECK(test::read_file(f.backing("b", "root/notes")) == "private to a\n");
+  CHECK(test::lstat_of(f.backing("b", "root/notes")).st_ino != test::lstat_of(f.backing("a", "root/notes")).st_ino);
+  CHECK(test::lstat_of(f.backing("b", "home-file")).st_ino == test::lstat_of(f.tpl("home-file")).st_ino);
+  CHECK(test::read_file(f.backing("b", "etc/hostname")) == "b\n");
   CHECK(test::read_file(f.pool + "/etc/b.toml").find("cloned_from = 'a'") != std::string::npos);
   auto r = test::vunify(f.pool, "template rm tpl");
   CHECK(r.status == 2);  // a and b use it

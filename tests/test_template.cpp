@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 
 #include "tests/helpers.hpp"
+#include "tests/scratch_pool.hpp"
 #include "unify/pool.hpp"
 
 using namespace vunify;
@@ -14,20 +15,10 @@ using vunify::test::TempDir;
 
 namespace {
 
-struct TemplateFixture {
-  TempDir dir;
-  std::string pool = dir / "pool";
+struct TemplateFixture : test::ScratchPool {
   std::string src = dir / "src";
-  TemplateFixture() {
-    unify::Pool::init(pool);
-    test::make_sample_guest(src);
-  }
+  TemplateFixture() { test::make_sample_guest(src); }
   std::string root(const std::string& tpl) const { return pool + "/templates/" + tpl + "/root"; }
-  void ok(const std::string& args) const {
-    auto r = test::vunify(pool, args);
-    INFO(args << "\n" << r.out);
-    REQUIRE(r.status == 0);
-  }
 };
 
 // Sockets cannot be archived (tar and pax have no type for them): expected to be left out.

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "tests/helpers.hpp"
+#include "tests/scratch_pool.hpp"
 #include "os/error.hpp"
 #include "unify/archive.hpp"
 #include "unify/pool.hpp"
@@ -18,12 +19,9 @@ using vunify::test::TempDir;
 
 namespace {
 
-struct EvilFixture {
-  TempDir dir;
-  std::string pool = dir / "pool";
+struct EvilFixture : test::ScratchPool {
   std::string sentinel = dir / "sentinel";
   EvilFixture() {
-    unify::Pool::init(pool);
     test::write_file(sentinel + "/passwd", "root:x:0:0::/root:/bin/sh\n");
     test::write_file(sentinel + "/sub/keep", "keep\n");
   }

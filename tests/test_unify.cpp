@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 
 #include "tests/helpers.hpp"
+#include "tests/scratch_pool.hpp"
 #include "unify/guests.hpp"
 #include "unify/store.hpp"
 #include "unify/unifier.hpp"
@@ -16,20 +17,14 @@ using vunify::test::TempDir;
 
 namespace {
 
-struct PoolFixture {
-  TempDir dir;
-  std::string pool_path = dir / "pool";
-  PoolFixture() { unify::Pool::init(pool_path); }
-  std::string backing(const std::string& guest, const std::string& rel = "") const {
-    return pool_path + "/backing/" + guest + (rel.empty() ? "" : "/" + rel);
-  }
+struct PoolFixture : test::ScratchPool {
   void add(const std::string& name, const std::string& from) {
-    unify::Pool pool(pool_path, unify::Access::Write);
-    unify::add_guest(pool, name, from, false);
+    unify::Pool p(pool, unify::Access::Write);
+    unify::add_guest(p, name, from, false);
   }
   unify::UnifyReport run(unify::UnifyOptions opts = {}) {
-    unify::Pool pool(pool_path, unify::Access::Write);
-    return unify::unify(pool, opts);
+    unify::Pool p(pool, unify::Access::Write);
+    return unify::unify(p, opts);
   }
 };
 
@@ -68,7 +63,7 @@ TEST_CASE("unify keeps every file's content and metadata and links identical fil
   CHECK(r.link_groups == 3);
   CHECK(r.skipped_hardlinks == 0);
 
-  unify::Pool pool(f.pool_path, unify::Access::Read);
+  unify::Pool pool(f.pool, unify::Access::Read);
   CHECK(unify::Store(pool).verify(0).empty());
 }
 
@@ -126,7 +121,7 @@ TEST_CASE("a forced hash collision never links different bytes", "[unify]") {
   // a later run with the same forced hash still keeps them apart
   f.run(opts);
   CHECK(ino_of(f.backing("a", "f")) != ino_of(f.backing("b", "f")));
-  unify::Pool pool(f.pool_path, unify::Access::Read);
+  unify::Pool pool(f.pool, unify::Access::Read);
   CHECK(unify::Store(pool).verify(0).empty());
 }
 
