@@ -54,12 +54,7 @@ std::vector<Change> changes() {
       {"removexattr", "data/big.txt", [](auto& p) { REQUIRE(::removexattr(p.c_str(), "user.tag") == 0); },
        [](auto& p) { CHECK(::getxattr(p.c_str(), "user.tag", nullptr, 0) < 0); }},
       {"fallocate", "data/shared.bin",
-       [](auto& p) {
-         int fd = ::open(p.c_str(), O_WRONLY);
-         REQUIRE(fd >= 0);
-         CHECK(::fallocate(fd, 0, 0, 1 << 20) == 0);
-         ::close(fd);
-       },
+       [](auto& p) { allocate(p, 1 << 20); },
        [](auto& p) { CHECK(stat_of(p).st_size == 1 << 20); }},
       {"link", "data/shared.bin",
        [](auto& p) { REQUIRE(::link(p.c_str(), (p + ".link").c_str()) == 0); },

@@ -170,12 +170,7 @@ std::vector<Change> changes() {
          CHECK(std::string(v) == "v2");
        }},
       {"fallocate",
-       [](auto& p) {
-         int fd = ::open(p.c_str(), O_WRONLY);
-         REQUIRE(fd >= 0);
-         CHECK(::fallocate(fd, 0, 0, 1 << 20) == 0);
-         ::close(fd);
-       },
+       [](auto& p) { allocate(p, 1 << 20); },
        [](auto& p) { CHECK(stat_of(p).st_size == 1 << 20); }},
   };
 }

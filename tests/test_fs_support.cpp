@@ -75,6 +75,13 @@ struct stat stat_of(const std::string& path) {
 
 std::string content_of(const std::string& path) { return read_file(path); }
 
+void allocate(const std::string& path, off_t len) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  REQUIRE(fd >= 0);
+  CHECK(::fallocate(fd, 0, 0, len) == 0);
+  ::close(fd);
+}
+
 void write_at(const std::string& path, const std::string& data, off_t offset, int extra_flags) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC | extra_flags);
   if (fd < 0) os::throw_errno("open for write", path);

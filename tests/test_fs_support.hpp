@@ -59,5 +59,7 @@ struct stat stat_of(const std::string& path);
 std::string content_of(const std::string& path);
 // Writes (O_WRONLY|extra_flags) `data` at `offset` (or appends with O_APPEND).
 void write_at(const std::string& path, const std::string& data, off_t offset, int extra_flags = 0);
+// fallocate(2) of the first `len` bytes of `path` (mode 0: the file grows to len).
+void allocate(const std::string& path, off_t len);
 
 }  // namespace vunify::test
