@@ -15,12 +15,6 @@ namespace vunify::fs {
 namespace {
 
 // A plain (not O_PATH) fd of the directory `path_fd`: open_by_handle_at refuses O_PATH fds.
-dev_t device_of(int fd) {
-  struct stat st;
-  if (::fstat(fd, &st) != 0) os::throw_errno("stat", "the guest tree");
-  return st.st_dev;
-}
-
 os::unique_fd plain_dir_fd(int path_fd) {
   os::unique_fd fd(::openat(path_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!fd) os::throw_errno("open", "the guest tree");
@@ -33,7 +27,6 @@ FsContext::FsContext(os::unique_fd backing_root_fd, os::unique_fd barrier_fd, co
                      bool passthrough_wanted, unify::ObjectSet store_objects, const std::string& guest,
                      const unify::GuestLinks& links, os::unique_fd links_dir)
     : backing_root(std::move(backing_root_fd)),
-      backing_dev(device_of(backing_root.get())),
       barrier(barrier_fd.release(), barrier_st, false, child_path_hash(0, guest)),  // inos differ per guest
       barrier_attr(barrier_st),
       passthrough(dev_fd, passthrough_wanted),

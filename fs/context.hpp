@@ -23,7 +23,6 @@ struct FsContext {
             const unify::GuestLinks& links, os::unique_fd links_dir);
 
   os::unique_fd backing_root;  // O_PATH fd of backing/NAME: the guest root
-  const dev_t backing_dev;     // its filesystem (the pool's: store objects live there too)
   Node barrier;                // node 1: the mount root guests/NAME
   struct stat barrier_attr;    // what host callers see of it
   Barrier host_only;

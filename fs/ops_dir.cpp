@@ -33,9 +33,9 @@ bool dot_or_dotdot(std::string_view name) { return name == "." || name == ".."; 
 // The d_ino of a plain READDIR entry: what stat shows (a shared file's synthetic number, not
 // its store object's).
 uint64_t plain_entry_ino(FsContext& ctx, Node& dir, const dirent& d) {
-  if (d.d_type != DT_REG || !ctx.objects.contains(ctx.backing_dev, d.d_ino)) return d.d_ino;
+  if (d.d_type != DT_REG || !ctx.objects.contains(ctx.objects.dev(), d.d_ino)) return d.d_ino;
   struct stat st {};
-  st.st_dev = ctx.backing_dev;
+  st.st_dev = ctx.objects.dev();
   st.st_ino = d.d_ino;
   st.st_mode = S_IFREG;
   return ctx.nodes.shown_ino(dir, d.d_name, st, true, group_of_entry(ctx, dir, d.d_name, st));

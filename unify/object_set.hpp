@@ -23,6 +23,7 @@ class ObjectSet {
   bool contains(dev_t dev, ino_t ino) const;
   void insert(ino_t ino);  // a new object (keeps the vector sorted)
   size_t size() const { return inos_.size(); }
+  dev_t dev() const { return dev_; }  // the pool's filesystem (guest trees are on it too)
 
  private:
   dev_t dev_ = 0;
