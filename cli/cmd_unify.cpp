@@ -37,8 +37,7 @@ nlohmann::json to_json(const unify::UnifyReport& r) {
           {"seconds", r.seconds},
           {"phase_seconds",
            {{"scan", r.scan_seconds},
-            {"hash", r.hash_seconds},
-            {"compare", r.compare_seconds},
+            {"read", r.read_seconds},
             {"store", r.store_seconds},
             {"link", r.link_seconds}}},
           {"warnings", r.warnings}};
@@ -69,7 +68,7 @@ void add_unify_command(CLI::App& app, Globals& g) {
   cmd->add_option("--exclude", args->opts.excludes,
                   "Glob of files to leave alone (with '/': path from the guest root, else the file name); repeatable");
   cmd->add_flag("--dry-run", args->opts.dry_run, "Report what would be linked, change nothing");
-  cmd->add_option("--threads", args->opts.threads, "Reader threads for hashing and comparing (0: twice the cores)");
+  cmd->add_option("--threads", args->opts.threads, "Reader threads (hash + compare) and walkers (0: 16, or twice the cores if more)");
   cmd->add_flag("--json", g.json, "Machine-readable summary");
   cmd->callback([&g, args] {
     if (args->all == !args->guests.empty()) throw os::UserError("name the guests to unify, or give --all");

@@ -60,6 +60,33 @@ TEST_CASE("gc keeps used objects and removes unused ones", "[store]") {
   CHECK(store.load().empty());
 }
 
+TEST_CASE("gc gives the index pages of removed objects back to the filesystem", "[store]") {
+  VUNIFY_REQUIRE_ROOT();
+  TempDir dir;
+  std::string pool_path = dir / "pool";
+  unify::Pool::init(pool_path);
+  {
+    unify::Pool pool(pool_path, unify::Access::Write);
+    for (const char* g : {"a", "b"}) {
+      for (int i = 0; i < 600; ++i) test::write_file(dir / (std::string(g) + "/f" + std::to_string(i)), "file " + std::to_string(i));
+      unify::add_guest(pool, g, dir / g, false);
+    }
+    unify::UnifyOptions opts;
+    REQUIRE(unify::unify(pool, opts).objects_created == 600);
+  }
+  auto pragma = [&](unify::Pool& pool, const char* name) {
+    unify::Stmt s = pool.index().prepare(std::string("PRAGMA ") + name);
+    REQUIRE(s.step());
+    return s.col_int(0);
+  };
+  unify::Pool pool(pool_path, unify::Access::Write);
+  int64_t pages_before = pragma(pool, "page_count");
+  for (const char* g : {"a", "b"}) unify::remove_guest(pool, g);
+  CHECK(unify::Store(pool).gc(false).removed == 600);
+  CHECK(pragma(pool, "freelist_count") == 0);
+  CHECK(pragma(pool, "page_count") < pages_before);
+}
+
 TEST_CASE("verify detects a corrupted object and the CLI exits non-zero", "[store]") {
   VUNIFY_REQUIRE_ROOT();
   TwoGuests f;

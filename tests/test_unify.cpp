@@ -101,20 +101,23 @@ TEST_CASE("files that differ only in owner, mode, an xattr or mtime are not link
 
 TEST_CASE("a forced hash collision never links different bytes", "[unify]") {
   VUNIFY_REQUIRE_ROOT();
+  // Small files are compared in memory, large ones (over 256 KiB) through their fds.
+  const std::string body = GENERATE(std::string(), std::string(300 << 10, 'x'));
+  const std::string first = body + "first content\n", other = body + "other content\n";
   PoolFixture f;
-  test::write_file(f.dir / "a/f", "first content\n");
-  test::write_file(f.dir / "b/f", "other content\n");  // same size, same metadata
-  test::write_file(f.dir / "c/f", "first content\n");
-  test::write_file(f.dir / "d/f", "other content\n");
+  test::write_file(f.dir / "a/f", first);
+  test::write_file(f.dir / "b/f", other);  // same size, same metadata
+  test::write_file(f.dir / "c/f", first);
+  test::write_file(f.dir / "d/f", other);
   for (const char* g : {"a", "b", "c", "d"}) f.add(g, f.dir / g);
   unify::UnifyOptions opts;
   opts.hash_hook = [](const unify::Hash128&) { return unify::Hash128{42, 42}; };
   unify::UnifyReport r = f.run(opts);
   CHECK(r.collisions >= 1);
-  CHECK(test::read_file(f.backing("a", "f")) == "first content\n");
-  CHECK(test::read_file(f.backing("b", "f")) == "other content\n");
-  CHECK(test::read_file(f.backing("c", "f")) == "first content\n");
-  CHECK(test::read_file(f.backing("d", "f")) == "other content\n");
+  CHECK(test::read_file(f.backing("a", "f")) == first);
+  CHECK(test::read_file(f.backing("b", "f")) == other);
+  CHECK(test::read_file(f.backing("c", "f")) == first);
+  CHECK(test::read_file(f.backing("d", "f")) == other);
   CHECK(ino_of(f.backing("a", "f")) == ino_of(f.backing("c", "f")));
   CHECK(ino_of(f.backing("b", "f")) == ino_of(f.backing("d", "f")));
   CHECK(ino_of(f.backing("a", "f")) != ino_of(f.backing("b", "f")));
@@ -123,6 +126,30 @@ TEST_CASE("a forced hash collision never links different bytes", "[unify]") {
   CHECK(ino_of(f.backing("a", "f")) != ino_of(f.backing("b", "f")));
   unify::Pool pool(f.pool, unify::Access::Read);
   CHECK(unify::Store(pool).verify(0).empty());
+}
+
+TEST_CASE("a file whose hash the index remembers is compared byte for byte with a new one", "[unify]") {
+  VUNIFY_REQUIRE_ROOT();
+  PoolFixture f;
+  // Same size and metadata, different bytes: both are read (and their hashes kept), none linked.
+  test::write_file(f.dir / "a/f", "aaaa", 0644, 0, 0, 1500000000);
+  test::write_file(f.dir / "b/f", "bbbb", 0644, 0, 0, 1500000000);
+  f.add("a", f.dir / "a");
+  f.add("b", f.dir / "b");
+  unify::UnifyReport first = f.run();
+  CHECK(first.files_read == 2);
+  CHECK(first.files_linked == 0);
+  // A new guest with a's bytes: only its file is read; a's hash comes from the index.
+  test::write_file(f.dir / "c/f", "aaaa", 0644, 0, 0, 1500000000);
+  test::write_file(f.dir / "c/g", "bbbX", 0644, 0, 0, 1500000000);
+  f.add("c", f.dir / "c");
+  unify::UnifyReport second = f.run();
+  CHECK(second.files_read == 2);
+  CHECK(second.cached_hashes == 2);
+  CHECK(second.files_linked == 1);
+  CHECK(ino_of(f.backing("a", "f")) == ino_of(f.backing("c", "f")));
+  CHECK(ino_of(f.backing("b", "f")) != ino_of(f.backing("c", "g")));
+  CHECK(test::read_file(f.backing("c", "g")) == "bbbX");
 }
 
 TEST_CASE("a second run reads only changed files", "[unify]") {

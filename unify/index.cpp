@@ -133,6 +133,17 @@ void Index::exec(std::string_view sql) {
   }
 }
 
+void Index::compact() {
+  int64_t total = 0, unused = 0;
+  {  // statements in progress would make VACUUM fail
+    Stmt pages(db_, "PRAGMA page_count"), free_pages(db_, "PRAGMA freelist_count");
+    if (!pages.step() || !free_pages.step()) return;
+    total = pages.col_int(0);
+    unused = free_pages.col_int(0);
+  }
+  if (unused >= 16 && unused * 4 > total) exec("VACUUM");
+}
+
 int Index::schema_version() {
   Stmt s(db_, "PRAGMA user_version");
   s.step();

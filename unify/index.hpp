@@ -45,6 +45,9 @@ class Index {
   void exec(std::string_view sql);
   Stmt prepare(std::string_view sql) { return Stmt(db_, sql); }
   int schema_version();
+  // Gives pages freed by deleted rows back to the filesystem (VACUUM) once they are more than
+  // a quarter of the file: each unify run frees the pages of its pending-directory records.
+  void compact();
   sqlite3* raw() { return db_; }
 
  private:

@@ -134,6 +134,7 @@ GcReport Store::gc(bool dry_run) {
   Stmt del = pool_.index().prepare("DELETE FROM objects WHERE id=?");
   for (int64_t id : dropped) del.bind(1, id).run();
   tx.commit();
+  pool_.index().compact();
   return report;
 }
 

@@ -22,7 +22,7 @@ struct UnifyOptions {
   std::vector<std::string> excludes;  // globs: with '/', matched against the path from the
                                       // guest root; without, against the file name
   bool dry_run = false;
-  unsigned threads = 0;  // readers (hash, compare); 0: twice the cores
+  unsigned threads = 0;  // readers (hash + compare) and walkers; 0: max(16, twice the cores)
   std::function<void(const std::string&)> progress;  // receives one-line progress updates
 
   // Test hooks. hash_hook maps each content hash before grouping (forces collisions);
@@ -46,7 +46,8 @@ struct UnifyReport {
   uint64_t files_linked = 0, objects_created = 0, bytes_saved = 0;
   uint64_t changed_during_run = 0;
   double seconds = 0;
-  double scan_seconds = 0, hash_seconds = 0, compare_seconds = 0, store_seconds = 0, link_seconds = 0;
+  // phases: walk; read (hash + byte compare, one read per file); adopt new objects; link
+  double scan_seconds = 0, read_seconds = 0, store_seconds = 0, link_seconds = 0;
   std::vector<std::string> warnings;
 };
 
