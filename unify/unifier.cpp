@@ -280,6 +280,10 @@ void Unifier::scan() {
   std::vector<GuestScan> scans(names_.size());
   std::atomic<uint64_t> seen{0};
   parallel_for(names_.size(), io_threads(), [&](size_t g) { scan_guest(static_cast<uint32_t>(g), objects, scans[g], seen); });
+  size_t total = 0;
+  for (const GuestScan& gs : scans) total += gs.cands.size();
+  cands_.reserve(total);
+  prekey_count_.reserve(total);
   for (GuestScan& gs : scans) {
     report_.files_scanned += gs.scanned;
     report_.already_shared += gs.shared;
