@@ -141,7 +141,7 @@ void Index::compact() {
     total = pages.col_int(0);
     unused = free_pages.col_int(0);
   }
-  if (unused >= 16 && unused * 4 > total) exec("VACUUM");
+  if (unused >= 16 && unused * 10 > total) exec("VACUUM");
 }
 
 int Index::schema_version() {
