@@ -128,6 +128,31 @@ TEST_CASE("a forced hash collision never links different bytes", "[unify]") {
   CHECK(unify::Store(pool).verify(0).empty());
 }
 
+TEST_CASE("many files of one size and mtime with different bytes: each is compared right", "[unify]") {
+  VUNIFY_REQUIRE_ROOT();
+  PoolFixture f;
+  // 40 distinct 250 KiB files in guest a (10 MiB: more than a bucket keeps in memory), the
+  // same 40 in guest b, and one more in b equal to none of them.
+  auto body = [](int i) { return std::string(250 << 10, static_cast<char>('A' + i % 26)) + std::to_string(100 + i); };
+  for (int i = 0; i < 40; ++i)
+    for (const char* g : {"a", "b"})
+      test::write_file(f.dir / (std::string(g) + "/f" + std::to_string(i)), body(i), 0644, 0, 0, 1500000000);
+  std::string odd = body(0);
+  odd.back() = 'x';
+  test::write_file(f.dir / "b/odd", odd, 0644, 0, 0, 1500000000);
+  f.add("a", f.dir / "a");
+  f.add("b", f.dir / "b");
+  unify::UnifyReport r = f.run();
+  CHECK(r.files_linked == 40);
+  for (int i = 0; i < 40; ++i) {
+    std::string n = "f" + std::to_string(i);
+    CHECK(ino_of(f.backing("a", n)) == ino_of(f.backing("b", n)));
+    CHECK(test::read_file(f.backing("b", n)) == body(i));
+  }
+  CHECK(test::read_file(f.backing("b", "odd")) == odd);
+  CHECK(ino_of(f.backing("b", "odd")) != ino_of(f.backing("a", "f0")));
+}
+
 TEST_CASE("a file whose hash the index remembers is compared byte for byte with a new one", "[unify]") {
   VUNIFY_REQUIRE_ROOT();
   PoolFixture f;

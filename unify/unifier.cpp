@@ -404,7 +404,7 @@ std::vector<Plan> Unifier::classify() {
     classify_bucket(*buckets[b], local, counts);
     std::lock_guard lock(mu_);
     for (Plan& p : local) plans.push_back(std::move(p));
-    progress(fmt::format("reading: {}/{} files", counts.done.load(), files));
+    if ((b & 63) == 0) progress(fmt::format("reading: {}/{} files", counts.done.load(), files));
   });
   report_.files_read = counts.files_read;
   report_.bytes_read = counts.bytes_read;
@@ -433,8 +433,11 @@ struct Class {
 };
 
 // Files up to this size are read whole into memory; larger ones are hashed in chunks and
-// compared through the page cache.
+// compared through the page cache. A bucket keeps at most kHeldPerBucket bytes of
+// representatives (many files of one size and mtime but different bytes); later ones are
+// compared through their fds.
 constexpr int64_t kInMemory = 256 << 10;
+constexpr size_t kHeldPerBucket = size_t{8} << 20;
 
 // Reads all of a `size`-byte file into `out`; false if it is not that long any more. One
 // pread usually does: asking one byte more than `size`, a short read is the end of the file.
@@ -471,6 +474,7 @@ bool same_content(const Class& k, int fd, const std::optional<std::string>& byte
 void Unifier::classify_bucket(const Bucket& bucket, std::vector<Plan>& out, ClassifyCounts& counts) {
   bool with_mtime = !opts_.ignore_mtime;
   std::vector<Class> classes;
+  size_t held = 0;  // bytes of representatives kept in memory
   for (size_t o : bucket.objs) {
     int fd = ::openat(pool_.objects_fd(), objects_[o].name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
@@ -534,7 +538,10 @@ void Unifier::classify_bucket(const Bucket& bucket, std::vector<Plan>& out, Clas
       k.key = c.key;
       k.plan.rep = i;
       k.rep_fd = std::move(fd);
-      k.bytes = std::move(bytes);
+      if (bytes && held + bytes->size() <= kHeldPerBucket) {
+        held += bytes->size();
+        k.bytes = std::move(bytes);
+      }
       classes.push_back(std::move(k));
     } catch (const os::SysError& e) {
       warn(fmt::format("skipped: {}", e.what()));
