@@ -182,9 +182,9 @@ class Unifier {
   unsigned io_threads() const {
     return opts_.threads ? opts_.threads : std::max(16u, 2 * std::max(1u, std::thread::hardware_concurrency()));
   }
-  // Linking is mostly waiting in the filesystem: each rename frees the replaced inode, which
-  // reads its block bitmap and waits for the journal. Measured on 10 cold guests (ext4 with
-  // discard, 2 cores): 4 threads 9.6-10.5 s, 16 threads 7.9 s, 48 threads 7.4 s.
+  // Linking is mostly waiting in the filesystem: each rename frees the replaced inode, and on
+  // a filesystem mounted with discard that is a synchronous discard. Unlinking 12 KB files on
+  // this VM's disk: 1 thread 300 us per file, 4 threads 181 us, 16 threads 147 us, 64 the same.
   unsigned link_threads() const { return std::max(io_threads(), 16u); }
   Hash128 group_hash(const Hash128& h) const { return opts_.hash_hook ? opts_.hash_hook(h) : h; }
 
