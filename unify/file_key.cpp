@@ -30,6 +30,10 @@ PreKey pre_key(const struct stat& st, bool with_mtime) {
   return PreKey{st.st_size, st.st_mode, st.st_uid, st.st_gid, with_mtime ? to_ns(st.st_mtim) : 0};
 }
 
+PreKey pre_key(const FileKey& key, bool with_mtime) {
+  return PreKey{key.size, key.mode, key.uid, key.gid, with_mtime ? key.mtime_ns : 0};
+}
+
 Hash128 xattrs_hash(const os::Xattrs& xattrs) { return hash_bytes(os::serialize_xattrs(xattrs)); }
 
 FileKey file_key(const Hash128& content, const struct stat& st, const os::Xattrs& xattrs, bool with_mtime) {

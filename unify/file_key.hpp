@@ -37,6 +37,7 @@ struct PreKeyHasher {
 };
 
 PreKey pre_key(const struct stat& st, bool with_mtime);
+PreKey pre_key(const FileKey& key, bool with_mtime);
 FileKey file_key(const Hash128& content, const struct stat& st, const os::Xattrs& xattrs, bool with_mtime);
 Hash128 xattrs_hash(const os::Xattrs& xattrs);
 // The store name of an object with this key ("ab/cdef..."), before any collision suffix.

@@ -11,7 +11,6 @@
 #include <chrono>
 #include <deque>
 #include <map>
-#include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -199,7 +198,6 @@ class Unifier {
   std::vector<ObjectRow> objects_;
   std::vector<std::unordered_map<std::string, CacheRow>> cache_;  // per guest: path -> row
   std::vector<Candidate> cands_;
-  std::unordered_map<PreKey, uint32_t, PreKeyHasher> prekey_count_;
 };
 
 namespace {
@@ -271,11 +269,6 @@ void Unifier::load_cache() {
 
 // Guests are walked in parallel (a cold walk mostly waits for inode reads).
 void Unifier::scan() {
-  bool with_mtime = !opts_.ignore_mtime;
-  for (const ObjectRow& obj : objects_) {
-    const FileKey& k = obj.key;
-    ++prekey_count_[PreKey{k.size, k.mode, k.uid, k.gid, with_mtime ? k.mtime_ns : 0}];
-  }
   ObjectSet objects = object_set();
   std::vector<GuestScan> scans(names_.size());
   std::atomic<uint64_t> seen{0};
@@ -283,17 +276,13 @@ void Unifier::scan() {
   size_t total = 0;
   for (const GuestScan& gs : scans) total += gs.cands.size();
   cands_.reserve(total);
-  prekey_count_.reserve(total);
   for (GuestScan& gs : scans) {
     report_.files_scanned += gs.scanned;
     report_.already_shared += gs.shared;
     report_.skipped_hardlinks += gs.hardlinks;
     report_.skipped_small += gs.small;
     report_.skipped_excluded += gs.excluded;
-    for (Candidate& c : gs.cands) {
-      ++prekey_count_[pre_key(c.st, with_mtime)];
-      cands_.push_back(std::move(c));
-    }
+    for (Candidate& c : gs.cands) cands_.push_back(std::move(c));
   }
 }
 
@@ -379,18 +368,16 @@ unique_fd Unifier::open_candidate(const Candidate& c, int flags) const {
 std::vector<Plan> Unifier::classify() {
   bool with_mtime = !opts_.ignore_mtime;
   std::unordered_map<PreKey, Bucket, PreKeyHasher> by_pre_key;
-  for (size_t i = 0; i < cands_.size(); ++i) {
-    PreKey pk = pre_key(cands_[i].st, with_mtime);
-    if (prekey_count_[pk] >= 2) by_pre_key[pk].cands.push_back(i);
-  }
+  by_pre_key.reserve(cands_.size());
+  for (size_t i = 0; i < cands_.size(); ++i) by_pre_key[pre_key(cands_[i].st, with_mtime)].cands.push_back(i);
   for (size_t o = 0; o < objects_.size(); ++o) {
-    const FileKey& k = objects_[o].key;
-    auto it = by_pre_key.find(PreKey{k.size, k.mode, k.uid, k.gid, with_mtime ? k.mtime_ns : 0});
+    auto it = by_pre_key.find(pre_key(objects_[o].key, with_mtime));
     if (it != by_pre_key.end()) it->second.objs.push_back(o);
   }
   std::vector<const Bucket*> buckets;
   size_t files = 0;
   for (const auto& [pk, b] : by_pre_key) {
+    if (b.cands.size() + b.objs.size() < 2) continue;  // alone: never read
     buckets.push_back(&b);
     files += b.cands.size();
   }
@@ -442,25 +429,19 @@ constexpr size_t kHeldPerBucket = size_t{8} << 20;
 // Reads all of a `size`-byte file into `out`; false if it is not that long any more. One
 // pread usually does: asking one byte more than `size`, a short read is the end of the file.
 bool read_whole(int fd, int64_t size, std::string& out, const std::string& path) {
-  thread_local std::unique_ptr<char[]> buf;
-  thread_local size_t capacity = 0;
-  size_t want = static_cast<size_t>(size) + 1;
-  if (capacity < want) {
-    buf = std::make_unique_for_overwrite<char[]>(want);
-    capacity = want;
-  }
+  out.resize(static_cast<size_t>(size) + 1);
   size_t got = 0;
   for (;;) {
-    ssize_t n = ::pread(fd, buf.get() + got, want - got, static_cast<off_t>(got));
+    ssize_t n = ::pread(fd, out.data() + got, out.size() - got, static_cast<off_t>(got));
     if (n < 0) {
       if (errno == EINTR) continue;
       os::throw_errno("read", path);
     }
     got += static_cast<size_t>(n);
-    if (n == 0 || got == want || got == static_cast<size_t>(size)) break;
+    if (n == 0 || got >= static_cast<size_t>(size)) break;
   }
   if (got != static_cast<size_t>(size)) return false;
-  out.assign(buf.get(), got);
+  out.resize(got);
   return true;
 }
 
