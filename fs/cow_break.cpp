@@ -154,6 +154,7 @@ int break_shared_locked(FsContext& ctx, Node& node, off_t keep_bytes) {
     }
     ++node.epoch;
     node.stale_opens = node.nopen;
+    node.cache_stale = true;
     return 0;
   } catch (const os::SysError& e) {
     fuse_log(FUSE_LOG_ERR, "copy-on-write break failed: %s\n", e.what());

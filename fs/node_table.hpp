@@ -46,6 +46,9 @@ struct Node {
   uint32_t backing_users = 0;
   bool backing_stale = false;  // backing_id is the store object's from before a break
   uint32_t cached_users = 0;   // opens in cached mode (the kernel forbids mixing with passthrough)
+  // The kernel's page cache of this inode may hold bytes of the shared content from before a
+  // break (read by handles from before it): the next cached open drops it (no keep_cache).
+  bool cache_stale = false;
 
  private:
   friend class NodeTable;

@@ -42,7 +42,9 @@ bool wants_passthrough(const Node& node, int fd, int flags) {
 // - opens while handles from before a break exist: direct I/O through the daemon (no shared
 //   page cache with them, and never their store-object backing id);
 // - passthrough: every open of the node shares one backing id, registered on first open;
-// - otherwise cached I/O through the daemon.
+// - otherwise cached I/O through the daemon, keeping the kernel's page cache of the inode,
+//   except for the first cached open after a break: the cache may still hold the shared
+//   content read before it, which the kernel drops on an open without keep_cache.
 // Returns the backing id for the reply (0: none).
 int start_open(FsContext& ctx, Node& node, FileHandle& fh, fuse_file_info* fi) {
   fh.epoch = node.epoch;
@@ -61,7 +63,8 @@ int start_open(FsContext& ctx, Node& node, FileHandle& fh, fuse_file_info* fi) {
       return node.backing_id;
     }
   }
-  fi->keep_cache = 1;
+  fi->keep_cache = !node.cache_stale;
+  node.cache_stale = false;
   if (fi->flags & O_DIRECT) fi->direct_io = 1;
   fh.cached = !fi->direct_io;
   node.cached_users += fh.cached;
