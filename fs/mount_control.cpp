@@ -9,6 +9,8 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <optional>
 
 #include "fs/guest_fs.hpp"
 #include "os/error.hpp"
@@ -30,7 +32,7 @@ struct Plan {
   std::string pid_path;  // the daemon's pid while it serves
 };
 
-// Resolves names against the pool (holding its lock only for this) and says what to do.
+// Resolves names against the pool (whose lock the caller holds).
 std::vector<std::string> resolve_names(unify::Pool& pool, std::vector<std::string> names, bool all) {
   if (all) return pool.guest_names();
   if (names.empty()) throw UserError("name the guests to act on, or use --all");
@@ -94,6 +96,16 @@ void wait_for_daemon_exit(const std::string& pid_path) {
   for (int i = 0; have && i < 300 && ::kill(pid, 0) == 0 && ::access(pid_path.c_str(), F_OK) == 0; ++i) ::usleep(10000);
 }
 
+// Test hook (tests only, never set in production): with VUNIFY_TEST_MOUNT_GATE=PATH in its
+// environment, a view daemon waits before mounting until PATH exists (up to 60 s), so a test
+// can hold it in the gap between `mount` loading the store's object list and the view
+// serving, and prove that no pool-changing command gets into that gap.
+void test_mount_gate() {
+  const char* gate = std::getenv("VUNIFY_TEST_MOUNT_GATE");
+  if (!gate || !*gate) return;
+  for (int i = 0; i < 6000 && ::access(gate, F_OK) != 0; ++i) ::usleep(10000);
+}
+
 [[noreturn]] void run_daemon(const Plan& plan, int ready_fd) {
   ::setsid();
   int log = ::open(plan.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
@@ -108,6 +120,7 @@ void wait_for_daemon_exit(const std::string& pid_path) {
   ::close_range(static_cast<unsigned>(ready_fd) + 1, ~0U, 0);
   if (::chdir("/") != 0) _exit(1);
   write_pid_file(plan.pid_path);
+  test_mount_gate();
   try {
     int rc = serve_view(plan.view, [ready_fd](const std::string& error) { report_ready(ready_fd, error); });
     ::unlink(plan.pid_path.c_str());
@@ -162,31 +175,33 @@ void mount_guests(const std::string& pool_root, std::vector<std::string> names, 
     unify::Pool pool(pool_root, unify::Access::Read);
     repair = any_link_record(pool, resolve_names(pool, names, all));
   }
-  {
-    // The daemons do not hold the pool lock; repairing link groups needs it exclusively.
-    unify::Pool pool(pool_root, repair ? unify::Access::Write : unify::Access::Read);
-    unify::ObjectSet objects = unify::ObjectSet::load(pool);
-    for (const auto& name : resolve_names(pool, std::move(names), all)) {
-      std::string mnt = pool.path("guests/" + name);
-      MountState state = mount_state(mnt);
-      if (state == MountState::Live) {
-        fmt::print("guest {} is already mounted at {}\n", name, mnt);
-        continue;
-      }
-      if (state == MountState::Stale) {
-        detach(mnt);
-        fmt::print("guest {}: removed the stale mount of a dead daemon\n", name);
-      }
-      if (::mkdir(mnt.c_str(), 0755) != 0 && errno != EEXIST) throw_errno("create mount point", mnt);
-      ViewConfig view{name, pool.path("backing/" + name), mnt, options.passthrough, options.allow_devices, objects};
-      view.links_dir = pool.path("links");
-      view.links = guest_links(pool, name, objects, repair);
-      plans.push_back({name, view, pool.path("log/" + name + ".log"), pool.path("log/" + name + ".pid")});
+  // The pool lock is held from loading the object list until every daemon serves: a daemon
+  // treats what is not in its list as private, so no pool-changing command (which takes the
+  // lock exclusively and refuses mounted guests) may turn its files into objects before its
+  // view is mounted. Repairing link groups needs the lock exclusively.
+  std::optional<unify::Pool> pool(std::in_place, pool_root, repair ? unify::Access::Write : unify::Access::Read);
+  unify::ObjectSet objects = unify::ObjectSet::load(*pool);
+  for (const auto& name : resolve_names(*pool, std::move(names), all)) {
+    std::string mnt = pool->path("guests/" + name);
+    MountState state = mount_state(mnt);
+    if (state == MountState::Live) {
+      fmt::print("guest {} is already mounted at {}\n", name, mnt);
+      continue;
     }
+    if (state == MountState::Stale) {
+      detach(mnt);
+      fmt::print("guest {}: removed the stale mount of a dead daemon\n", name);
+    }
+    if (::mkdir(mnt.c_str(), 0755) != 0 && errno != EEXIST) throw_errno("create mount point", mnt);
+    ViewConfig view{name, pool->path("backing/" + name), mnt, options.passthrough, options.allow_devices, objects};
+    view.links_dir = pool->path("links");
+    view.links = guest_links(*pool, name, objects, repair);
+    plans.push_back({name, view, pool->path("log/" + name + ".log"), pool->path("log/" + name + ".pid")});
   }
   if (options.foreground) {
     if (plans.size() != 1) throw UserError("--foreground serves exactly one guest");
     int rc = serve_view(plans[0].view, [&](const std::string& error) {
+      pool.reset();  // mounted (or failed): the pool is free again
       if (error.empty()) fmt::print(stderr, "guest {} mounted at {} (foreground; Ctrl-C unmounts)\n", plans[0].name,
                                     plans[0].view.mountpoint);
     });
