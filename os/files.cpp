@@ -90,6 +90,8 @@ bool replace_by_link_keep_mtime(int file_fd, int dirfd, const std::string& name,
 }
 
 
+std::string proc_fd_path(int fd) { return fmt::format("/proc/self/fd/{}", fd); }
+
 std::string fd_path(int fd) {
   std::string link = fmt::format("/proc/self/fd/{}", fd);
   char buf[PATH_MAX + 1];

@@ -33,5 +33,8 @@ bool replace_by_link_keep_mtime(int file_fd, int dirfd, const std::string& name,
 
 // The path of an open file or directory as the kernel names it (/proc/self/fd/N).
 std::string fd_path(int fd);
+// "/proc/self/fd/N": opens (and linkat with AT_SYMLINK_FOLLOW) through it reach the inode of
+// `fd` itself, even an O_PATH one, whatever its name is now.
+std::string proc_fd_path(int fd);
 
 }  // namespace vunify::os

@@ -108,3 +108,30 @@ TEST_CASE("template rm refuses while guests use it, --force removes it and objec
   f.ok("guest rm x");
   f.ok("template rm a2");
 }
+
+TEST_CASE("fsck finds template files that are not store objects; --repair makes them objects again", "[template][fsck]") {
+  VUNIFY_REQUIRE_ROOT();
+  TemplateFixture f;
+  f.ok("guest add g --from '" + f.src + "'");
+  f.ok("template from-guest a g");
+  f.ok("fsck");
+  // What a from-guest racing the guest's view used to leave: the guest's private inode
+  // linked into the template.
+  std::string tpl_file = f.root("a") + "/etc/hostname", guest_file = f.pool + "/backing/g/etc/hostname";
+  REQUIRE(test::run("ln -f '" + guest_file + "' '" + tpl_file + "'").status == 0);
+  struct stat dir_before = test::lstat_of(f.root("a") + "/etc");
+  auto r = test::vunify(f.pool, "fsck");
+  INFO(r.out);
+  CHECK(r.status == 3);
+  CHECK(r.out.find("template 'a': etc/hostname is not a store object") != std::string::npos);
+  f.ok("fsck --repair");
+  f.ok("fsck");
+  CHECK(test::lstat_of(tpl_file).st_ino != test::lstat_of(guest_file).st_ino);
+  CHECK(is_store_object(tpl_file));
+  CHECK(test::read_file(tpl_file) == "guest\n");
+  CHECK(test::lstat_of(tpl_file).st_mode == test::lstat_of(guest_file).st_mode);
+  CHECK(test::lstat_of(f.root("a") + "/etc").st_mtim.tv_nsec == dir_before.st_mtim.tv_nsec);
+  test::write_file(guest_file, "changed by the guest\n");
+  CHECK(test::read_file(tpl_file) == "guest\n");
+  f.ok("verify");
+}

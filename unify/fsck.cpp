@@ -6,6 +6,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <optional>
 #include <set>
 
 #include "os/error.hpp"
@@ -14,6 +15,7 @@
 #include "unify/link_groups.hpp"
 #include "unify/object_set.hpp"
 #include "unify/store.hpp"
+#include "unify/templates.hpp"
 
 namespace vunify::unify {
 
@@ -136,6 +138,36 @@ void check_link_groups(Pool& pool, bool repair, FsckReport& r) {
   }
 }
 
+// Every regular file of a template must be a store object: any other inode may be a guest's
+// private file (a guest writing it would change the template). --repair replaces each by a
+// link to an object with the file's current bytes and metadata.
+void check_templates(Pool& pool, bool repair, FsckReport& r) {
+  ObjectSet objects = ObjectSet::load(pool);
+  std::optional<ObjectSink> sink;
+  for (const TemplateInfo& t : list_templates(pool)) {
+    os::unique_fd root;
+    try {
+      root = open_template_root(pool, t.name);
+    } catch (const std::exception& e) {
+      r.problems.push_back(fmt::format("template '{}': {}", t.name, e.what()));
+      continue;
+    }
+    os::walk_tree(root.get(), [&](const os::WalkEntry& e) {
+      if (!S_ISREG(e.st.st_mode) || objects.contains(e.st)) return true;
+      std::string path = fmt::format("templates/{}/root/{}", t.name, e.rel);
+      r.problems.push_back(fmt::format("template '{}': {} is not a store object (another inode, e.g. a guest's, is "
+                                       "linked into the template)",
+                                       t.name, e.rel));
+      if (repair) {
+        if (!sink) sink.emplace(pool);
+        relink_template_file(pool, *sink, e.dirfd, e.name, pool.path(path));
+        r.repaired.push_back(fmt::format("template '{}': {} is a store object again", t.name, e.rel));
+      }
+      return true;
+    });
+  }
+}
+
 }  // namespace
 
 FsckReport fsck(Pool& pool, bool repair) {
@@ -145,6 +177,7 @@ FsckReport fsck(Pool& pool, bool repair) {
   check_objects(pool, repair, r);
   check_temp_entries(pool, repair, r);
   check_link_groups(pool, repair, r);
+  check_templates(pool, repair, r);
   pool.index().exec("DELETE FROM files WHERE guest NOT IN (SELECT name FROM guests)");
   return r;
 }

@@ -17,6 +17,7 @@
 
 #include "os/copy.hpp"
 #include "os/error.hpp"
+#include "os/files.hpp"
 #include "os/walk.hpp"
 #include "os/xattrs.hpp"
 #include "unify/link_groups.hpp"
@@ -66,9 +67,37 @@ void ObjectSink::place(int fd, const FileKey& key, int dirfd, const std::string&
   by_key_[key].push_back(std::move(row));
 }
 
+const ObjectRow& ObjectSink::object_for(int fd, const FileKey& key, const std::string& path) {
+  if (const ObjectRow* obj = find_equal(fd, key, path)) return *obj;
+  ObjectRow row = store_.adopt(fd, key, path);
+  created_.push_back(row.name);
+  auto& rows = by_key_[key];
+  rows.push_back(std::move(row));
+  return rows.back();
+}
+
 void ObjectSink::discard_created() {
   for (const std::string& name : created_) ::unlinkat(pool_.objects_fd(), name.c_str(), 0);
   created_.clear();
+}
+
+void relink_template_file(Pool& pool, ObjectSink& sink, int dirfd, const std::string& name, const std::string& path) {
+  struct stat dir_st {}, st {};
+  if (::fstat(dirfd, &dir_st) != 0) throw_errno("stat the directory of", path);
+  unique_fd src(::openat(dirfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  if (!src || ::fstat(src.get(), &st) != 0) throw_errno("open", path);
+  if (!S_ISREG(st.st_mode)) throw UserError(fmt::format("{} is not a regular file any more", path));
+  unique_fd copy(::openat(pool.store_tmp_fd(), ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
+  if (!copy) throw_errno("create a copy of", path);
+  os::copy_file_data(src.get(), copy.get(), st.st_size, path);
+  os::copy_file_metadata(copy.get(), st, os::read_xattrs(src.get(), path), path);
+  if (::fsync(copy.get()) != 0) throw_errno("fsync the copy of", path);
+  struct stat real {};
+  if (::fstat(copy.get(), &real) != 0) throw_errno("stat the copy of", path);
+  const ObjectRow& obj = sink.object_for(copy.get(), read_key(copy.get(), real, path), path);
+  Store(pool).link_over(obj, dirfd, name, path);
+  struct timespec times[2] = {dir_st.st_atim, dir_st.st_mtim};
+  if (::futimens(dirfd, times) != 0) throw_errno("restore the times of the directory of", path);
 }
 
 // ---- TemplateBuilder ----
@@ -239,17 +268,26 @@ class Ingester {
 void Ingester::copy_children(int src, int dst, const std::string& rel) {
   std::vector<std::pair<std::string, struct stat>> children;
   os::walk_tree(src, [&](const os::WalkEntry& e) {
-    children.emplace_back(e.name, e.st);
+    // Not the temp entries of a copy-on-write break or unify under way (of a mounted guest).
+    if (!std::string_view(e.name).starts_with(kTempPrefix)) children.emplace_back(e.name, e.st);
     return false;
   });
   for (auto& [name, st] : children) copy_entry(src, dst, name, os::join_path(rel, name), st);
 }
 
-void Ingester::copy_regular(int src, int dst, const std::string& name, const std::string& rel, const struct stat& st) {
+void Ingester::copy_regular(int src, int dst, const std::string& name, const std::string& rel, const struct stat& listed) {
+  // The source may be a mounted guest, whose view replaces a shared file by a private copy on
+  // its first write: what is checked and what is linked must be one inode, the one opened.
+  unique_fd file(::openat(src, name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+  if (!file && errno == ENOENT) return;  // removed since it was listed
+  struct stat st = listed;
+  if (!file || ::fstat(file.get(), &st) != 0) throw_errno("open", rel);
+  if (!S_ISREG(st.st_mode)) throw os::SysError(EAGAIN, "copy (it changed type while being copied)", rel);
   ++stats.files;
   stats.bytes += static_cast<uint64_t>(st.st_size);
-  if (objects_.contains(st)) {  // already a store object: share it
-    if (::linkat(src, name.c_str(), dst, name.c_str(), 0) != 0) throw_errno("link", rel);
+  if (objects_.contains(st)) {  // already a store object: share it (that inode, by its fd)
+    if (::linkat(AT_FDCWD, os::proc_fd_path(file.get()).c_str(), dst, name.c_str(), AT_SYMLINK_FOLLOW) != 0)
+      throw_errno("link", rel);
     return;
   }
   if (st.st_nlink > 1) {
@@ -269,7 +307,10 @@ void Ingester::copy_regular(int src, int dst, const std::string& name, const std
     }
     first_[st.st_ino] = {rel, SIZE_MAX};
   }
-  unique_fd in = os::open_read_at(src, name, rel);
+  std::string self = os::proc_fd_path(file.get());
+  unique_fd in(::open(self.c_str(), O_RDONLY | O_CLOEXEC | O_NOATIME));
+  if (!in && errno == EPERM) in.reset(::open(self.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!in) throw_errno("open", rel);
   int sfd = in.get();
   int tfd = ::openat(dst, name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (tfd < 0) throw_errno("create", rel);

@@ -36,6 +36,8 @@ class ObjectSink {
   // `fd`: the open regular file `name` in `dirfd`, with its final content and metadata; `key`
   // its key. Afterwards `name` is a link to a store object: an equal one, or `fd` adopted.
   void place(int fd, const FileKey& key, int dirfd, const std::string& name, const std::string& path);
+  // The object equal to the open regular file `fd` (key and bytes), or `fd` adopted as one.
+  const ObjectRow& object_for(int fd, const FileKey& key, const std::string& path);
   // Removes the objects this sink created (after the index transaction was rolled back).
   void discard_created();
   uint64_t adopted() const { return created_.size(); }
@@ -81,6 +83,11 @@ os::unique_fd open_template_root(Pool& pool, const std::string& name);
 LinkGroups read_link_groups(Pool& pool, const std::string& name);
 // Removes dot-named leftovers of interrupted runs in templates/ (Write access only).
 void recover_templates(Pool& pool);
+// Replaces the regular file `name` in template directory `dirfd`, which is not a store object
+// (an inode a guest may still write: e.g. linked in by an older `template from-guest` racing
+// the guest's view), by a link to a store object with its current bytes and metadata; keeps
+// the directory's times. Used by `fsck --repair`.
+void relink_template_file(Pool& pool, ObjectSink& sink, int dirfd, const std::string& name, const std::string& path);
 
 // Copies a directory tree (a guest, a debootstrap result) into the builder's root: regular
 // files that are already store objects are linked, others copied and put into the store.
