@@ -27,7 +27,11 @@ void add_mount_commands(CLI::App& app, Globals& g) {
   mount->add_flag("--all", args->all, "Mount every guest");
   mount->add_flag("--foreground", args->options.foreground, "Serve one guest in this process (debugging)");
   mount->add_flag("--no-passthrough", args->no_passthrough, "Serve file I/O through the daemon (no kernel passthrough)");
-  mount->add_flag("--dev", args->options.allow_devices, "Allow device nodes of the guest to be opened (default: nodev)");
+  auto* dev = mount->add_flag("--dev", args->options.allow_devices,
+                              "Allow the guest's character device nodes to be opened (default: nodev); trusted guests only");
+  mount->add_flag("--allow-block-devices", args->options.allow_block_devices,
+                  "With --dev, serve block device nodes too (a guest root could then read and write disks)")
+      ->needs(dev);
   mount->callback([&g, args] {
     args->options.passthrough = !args->no_passthrough;
     fs::mount_guests(g.pool, args->names, args->all, args->options);

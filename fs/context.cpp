@@ -91,6 +91,7 @@ int entry_of(fuse_req_t req, Node& parent, const char* name, os::unique_fd path_
   int fd = path_fd.get();
   struct stat st;
   if (::fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) return errno;
+  if (S_ISBLK(st.st_mode) && ctx.refuse_block_devices) return EACCES;
   bool shared = is_store_object(ctx, st);
   uint64_t group = shared ? group_of_entry(ctx, parent, name, st) : 0;
   Node* node = ctx.nodes.lookup(parent, name, std::move(path_fd), st, shared, group);

@@ -32,6 +32,10 @@ struct FsContext {
   const unify::ObjectSet objects;  // inodes of store objects (loaded at mount)
   LinkGroupTable groups;           // the guest's link groups (POOL/links/NAME)
   double timeout = 86400.0;    // the daemon is the only writer of the backing tree
+  // A view mounted without nodev (--dev) still refuses block device nodes (lookup EACCES,
+  // mknod EPERM) unless --allow-block-devices: the kernel opens a device node itself, never
+  // asking the daemon, so a guest root could otherwise open the pool's disk beneath the store.
+  bool refuse_block_devices = false;
 };
 
 inline FsContext& context_of(fuse_req_t req) { return *static_cast<FsContext*>(fuse_req_userdata(req)); }

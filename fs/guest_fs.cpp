@@ -121,6 +121,7 @@ int serve_view(const ViewConfig& config, const std::function<void(const std::str
     // Opens the link groups' directories by handle: before any request switches credentials.
     FsContext ctx(std::move(root), std::move(barrier), barrier_st, dev_fd, config.passthrough, config.objects, config.guest,
                   config.links, std::move(links_dir));
+    ctx.refuse_block_devices = config.allow_devices && !config.allow_block_devices;
     Session se = new_session(ctx);
     fuse_custom_io io = protocol_hooks();
     if (fuse_session_custom_io(se.get(), &io, dev_fd) != 0) {

@@ -17,6 +17,7 @@ struct ViewConfig {
   unify::ObjectSet objects;    // store membership: a backing file is shared iff its inode is here
   std::string links_dir;       // POOL/links: the daemon rewrites links/NAME when a group breaks
   unify::GuestLinks links;     // the guest's link groups (repaired by resolve_links at mount)
+  bool allow_block_devices = false;  // with allow_devices: block device nodes too (else EACCES)
 };
 
 // Mounts the view and serves it until it is unmounted or the daemon gets SIGTERM/SIGINT/SIGHUP.

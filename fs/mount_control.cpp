@@ -194,6 +194,7 @@ void mount_guests(const std::string& pool_root, std::vector<std::string> names, 
     }
     if (::mkdir(mnt.c_str(), 0755) != 0 && errno != EEXIST) throw_errno("create mount point", mnt);
     ViewConfig view{name, pool->path("backing/" + name), mnt, options.passthrough, options.allow_devices, objects};
+    view.allow_block_devices = options.allow_block_devices;
     view.links_dir = pool->path("links");
     view.links = guest_links(*pool, name, objects, repair);
     plans.push_back({name, view, pool->path("log/" + name + ".log"), pool->path("log/" + name + ".pid")});

@@ -10,6 +10,7 @@ struct MountOptions {
   bool foreground = false;     // serve in this process (debugging), logging to stderr
   bool passthrough = true;     // --no-passthrough turns kernel passthrough off
   bool allow_devices = false;  // mount without nodev
+  bool allow_block_devices = false;  // and serve block device nodes (a guest could write a disk)
 };
 
 enum class MountState { NotMounted, Live, Stale };

@@ -95,6 +95,7 @@ void op_forget_multi(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
 
 void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
   if (refuse_barrier_change(req, parent)) return;
+  if (S_ISBLK(mode) && context_of(req).refuse_block_devices) return (void)fuse_reply_err(req, EPERM);
   Node& dir = node_of(req, parent);
   int rc;
   {
