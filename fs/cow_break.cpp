@@ -66,11 +66,11 @@ void put_back(int object_fd, int dirfd, const std::string& name) {
 
 // Breaks a path-keyed shared node: the private copy replaces its one guest path (if it still
 // has one). Returns the copy.
-unique_fd break_path(FsContext& ctx, Node& node, off_t keep_bytes) {
+unique_fd break_path(ViewState& vs, Node& node, off_t keep_bytes) {
   Node* parent = nullptr;
   std::string name;
-  bool linked = ctx.nodes.linked_path(node, parent, name);
-  int dirfd = linked ? parent->fd() : ctx.backing_root.get();
+  bool linked = vs.nodes.linked_path(node, parent, name);
+  int dirfd = linked ? parent->fd() : vs.backing_root.get();
   if (!linked) name = "(unlinked file)";
   int src = reopen(node, O_RDONLY);
   if (src < 0) throw os::SysError(-src, "open", name);
@@ -84,17 +84,17 @@ unique_fd break_path(FsContext& ctx, Node& node, off_t keep_bytes) {
 // crash leaves every member with the old bytes or a copy of them, which resolve_links at the
 // next mount joins again), put in place of every member still linked to the object, then the
 // group leaves the record. On failure the members already moved go back to the object.
-unique_fd break_group(FsContext& ctx, Node& node) {
+unique_fd break_group(ViewState& vs, Node& node) {
   std::vector<LinkGroupTable::MemberRef> linked;
   struct stat obj;
   if (::fstat(node.fd(), &obj) != 0) throw_errno("stat", "link group object");
-  for (auto& m : ctx.groups.members(node.group)) {
+  for (auto& m : vs.groups.members(node.group)) {
     struct stat st;
     if (::fstatat(m.dir, m.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev == obj.st_dev &&
         st.st_ino == obj.st_ino)
       linked.push_back(std::move(m));
   }
-  int dirfd = linked.empty() ? ctx.backing_root.get() : linked.front().dir;
+  int dirfd = linked.empty() ? vs.backing_root.get() : linked.front().dir;
   std::string name = linked.empty() ? "(unlinked file)" : linked.front().name;
   int src = reopen(node, O_RDONLY);
   if (src < 0) throw os::SysError(-src, "open", name);
@@ -126,7 +126,7 @@ unique_fd break_group(FsContext& ctx, Node& node) {
   }
   try {
     if (!durable) throw os::SysError(errno ? errno : EIO, "sync the directories of", name);
-    ctx.groups.drop(node.group);
+    vs.groups.drop(node.group);
   } catch (const std::exception& e) {
     fuse_log(FUSE_LOG_ERR, "dropping a broken link group from the record failed: %s\n", e.what());
   }
@@ -135,10 +135,10 @@ unique_fd break_group(FsContext& ctx, Node& node) {
 
 }  // namespace
 
-int break_shared_locked(FsContext& ctx, Node& node, off_t keep_bytes) {
+int break_shared_locked(ViewState& vs, Node& node, off_t keep_bytes) {
   if (!node.shared.load()) return 0;
   try {
-    unique_fd copy = node.group ? break_group(ctx, node) : break_path(ctx, node, keep_bytes);
+    unique_fd copy = node.group ? break_group(vs, node) : break_path(vs, node, keep_bytes);
     unique_fd path_fd(::open(proc_path(copy.get()).c_str(), O_PATH | O_CLOEXEC));
     struct stat st;
     if (!path_fd || ::fstat(path_fd.get(), &st) != 0) throw_errno("reopen private copy", "");
@@ -148,9 +148,9 @@ int break_shared_locked(FsContext& ctx, Node& node, off_t keep_bytes) {
       // Open in passthrough mode on the object: the kernel inode cannot take another backing
       // file, so the path gets a fresh node (opens of this one answer ESTALE: see ops_file).
       node.backing_stale = true;
-      ctx.nodes.detach(node);
+      vs.nodes.detach(node);
     } else {
-      ctx.nodes.rekey_private(node, st);
+      vs.nodes.rekey_private(node, st);
     }
     ++node.epoch;
     node.stale_opens = node.nopen;
@@ -165,10 +165,10 @@ int break_shared_locked(FsContext& ctx, Node& node, off_t keep_bytes) {
   }
 }
 
-int break_if_shared(FsContext& ctx, Node& node, off_t keep_bytes) {
+int break_if_shared(ViewState& vs, Node& node, off_t keep_bytes) {
   if (!node.shared.load()) return 0;
   std::lock_guard lock(node.mu);
-  return break_shared_locked(ctx, node, keep_bytes);
+  return break_shared_locked(vs, node, keep_bytes);
 }
 
 }  // namespace vunify::fs

@@ -7,7 +7,7 @@
 
 #include <limits>
 
-#include "fs/context.hpp"
+#include "fs/view_state.hpp"
 
 namespace vunify::fs {
 
@@ -16,8 +16,8 @@ constexpr off_t kKeepAll = std::numeric_limits<off_t>::max();
 // Breaks `node` if it is shared, keeping the first `keep_bytes` bytes of content (0: an empty
 // private file, nothing copied). Caller holds node.mu. Returns 0 or an errno (the shared file
 // is then untouched, e.g. ENOSPC).
-int break_shared_locked(FsContext& ctx, Node& node, off_t keep_bytes = kKeepAll);
+int break_shared_locked(ViewState& vs, Node& node, off_t keep_bytes = kKeepAll);
 // Same, taking node.mu.
-int break_if_shared(FsContext& ctx, Node& node, off_t keep_bytes = kKeepAll);
+int break_if_shared(ViewState& vs, Node& node, off_t keep_bytes = kKeepAll);
 
 }  // namespace vunify::fs

@@ -9,7 +9,7 @@
 
 #include <memory>
 
-#include "fs/context.hpp"
+#include "fs/view_state.hpp"
 #include "fs/creds.hpp"
 #include "fs/ops.hpp"
 #include "os/error.hpp"
@@ -52,7 +52,7 @@ struct SessionDeleter {
 };
 using Session = std::unique_ptr<fuse_session, SessionDeleter>;
 
-Session new_session(FsContext& ctx) {
+Session new_session(ViewState& vs) {
   fuse_lowlevel_ops ops{};
   ops.init = op_init;
   ops.destroy = op_destroy;
@@ -63,7 +63,7 @@ Session new_session(FsContext& ctx) {
   add_xattr_ops(ops);
   const char* argv[] = {"vunify-view", nullptr};
   fuse_args args = FUSE_ARGS_INIT(1, const_cast<char**>(argv));
-  Session se(fuse_session_new(&args, &ops, sizeof ops, &ctx));
+  Session se(fuse_session_new(&args, &ops, sizeof ops, &vs));
   if (!se) throw os::SysError(EINVAL, "create FUSE session", "");
   return se;
 }
@@ -119,10 +119,10 @@ int serve_view(const ViewConfig& config, const std::function<void(const std::str
     int dev_fd = ::open("/dev/fuse", O_RDWR | O_CLOEXEC);  // owned by the session once attached
     if (dev_fd < 0) throw_errno("open", "/dev/fuse");
     // Opens the link groups' directories by handle: before any request switches credentials.
-    FsContext ctx(std::move(root), std::move(barrier), barrier_st, dev_fd, config.passthrough, config.objects, config.guest,
+    ViewState vs(std::move(root), std::move(barrier), barrier_st, dev_fd, config.passthrough, config.objects, config.guest,
                   config.links, std::move(links_dir));
-    ctx.refuse_block_devices = config.allow_devices && !config.allow_block_devices;
-    Session se = new_session(ctx);
+    vs.refuse_block_devices = config.allow_devices && !config.allow_block_devices;
+    Session se = new_session(vs);
     fuse_custom_io io = protocol_hooks();
     if (fuse_session_custom_io(se.get(), &io, dev_fd) != 0) {
       ::close(dev_fd);
@@ -131,12 +131,12 @@ int serve_view(const ViewConfig& config, const std::function<void(const std::str
     if (fuse_set_signal_handlers(se.get()) != 0) throw os::SysError(EINVAL, "install signal handlers for", config.mountpoint);
     mount_view(config, dev_fd);
     fuse_log(FUSE_LOG_INFO, "vunify: serving guest %s at %s (passthrough %s, %zu link groups)\n", config.guest.c_str(),
-             config.mountpoint.c_str(), config.passthrough ? "wanted" : "off", ctx.groups.live_groups());
+             config.mountpoint.c_str(), config.passthrough ? "wanted" : "off", vs.groups.live_groups());
     ready("");
     int rc = run_loop(se.get());
     if (rc > 0) rc = 0;  // ended by a signal (its number): a normal stop
     fuse_remove_signal_handlers(se.get());
-    if (!ctx.protocol.kernel_gone.load()) ::umount2(config.mountpoint.c_str(), MNT_DETACH);
+    if (!vs.protocol.kernel_gone.load()) ::umount2(config.mountpoint.c_str(), MNT_DETACH);
     fuse_log(FUSE_LOG_INFO, "vunify: guest %s unmounted (status %d)\n", config.guest.c_str(), rc);
     return rc;
   } catch (const std::exception& e) {

@@ -8,7 +8,7 @@
 
 #include <cerrno>
 
-#include "fs/context.hpp"
+#include "fs/view_state.hpp"
 #include "fs/cow_break.hpp"
 #include "fs/file_handle.hpp"
 #include "fs/ops.hpp"
@@ -19,16 +19,16 @@ namespace {
 
 // The barrier's attributes are never cached, so every permission check on it comes here.
 void getattr_barrier(fuse_req_t req) {
-  FsContext& ctx = context_of(req);
-  if (!ctx.host_only.admits(req)) return (void)fuse_reply_err(req, EACCES);
-  fuse_reply_attr(req, &ctx.barrier_attr, 0);
+  ViewState& vs = state_of(req);
+  if (!vs.host_only.admits(req)) return (void)fuse_reply_err(req, EACCES);
+  fuse_reply_attr(req, &vs.barrier_attr, 0);
 }
 
 void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
   if (is_barrier(ino)) return getattr_barrier(req);
   struct stat st;
-  if (int err = node_attr(context_of(req), node_of(req, ino), st)) return (void)fuse_reply_err(req, err);
-  fuse_reply_attr(req, &st, context_of(req).timeout);
+  if (int err = node_attr(state_of(req), node_of(req, ino), st)) return (void)fuse_reply_err(req, err);
+  fuse_reply_attr(req, &st, state_of(req).timeout);
 }
 
 int set_times(int node_fd, int open_fd, const struct stat& attr, int valid) {
@@ -63,10 +63,10 @@ int apply_setattr(Node& node, int open_fd, const struct stat& attr, int valid) {
 
 void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int valid, fuse_file_info* fi) {
   if (refuse_barrier_change(req, ino)) return;
-  FsContext& ctx = context_of(req);
+  ViewState& vs = state_of(req);
   Node& node = node_of(req, ino);
   off_t keep = (valid & FUSE_SET_ATTR_SIZE) ? attr->st_size : kKeepAll;
-  if (int err = break_if_shared(ctx, node, keep)) return (void)fuse_reply_err(req, err);
+  if (int err = break_if_shared(vs, node, keep)) return (void)fuse_reply_err(req, err);
   // An open handle from before a break still refers to the shared object: use the path.
   int open_fd = fi && fi->fh ? handle_of(fi).writable_fd() : -1;
   if (int err = apply_setattr(node, open_fd, *attr, valid)) return (void)fuse_reply_err(req, err);
@@ -84,12 +84,12 @@ void op_readlink(fuse_req_t req, fuse_ino_t ino) {
 
 // With default_permissions the kernel checks access itself; only the barrier is special.
 void op_access(fuse_req_t req, fuse_ino_t ino, int) {
-  fuse_reply_err(req, is_barrier(ino) && !context_of(req).host_only.admits(req) ? EACCES : 0);
+  fuse_reply_err(req, is_barrier(ino) && !state_of(req).host_only.admits(req) ? EACCES : 0);
 }
 
 void op_statfs(fuse_req_t req, fuse_ino_t) {
   struct statvfs sv;
-  if (::fstatvfs(context_of(req).backing_root.get(), &sv) != 0) return (void)fuse_reply_err(req, errno);
+  if (::fstatvfs(state_of(req).backing_root.get(), &sv) != 0) return (void)fuse_reply_err(req, errno);
   fuse_reply_statfs(req, &sv);
 }
 

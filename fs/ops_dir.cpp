@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "fs/context.hpp"
+#include "fs/view_state.hpp"
 #include "fs/ops.hpp"
 #include "unify/pool.hpp"
 
@@ -19,7 +19,7 @@ namespace vunify::fs {
 namespace {
 
 void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
-  if (is_barrier(ino) && !context_of(req).host_only.admits(req)) return (void)fuse_reply_err(req, EACCES);
+  if (is_barrier(ino) && !state_of(req).host_only.admits(req)) return (void)fuse_reply_err(req, EACCES);
   fuse_reply_err(req, ENOSYS);
 }
 
@@ -32,20 +32,20 @@ bool dot_or_dotdot(std::string_view name) { return name == "." || name == ".."; 
 
 // The d_ino of a plain READDIR entry: what stat shows (a shared file's synthetic number, not
 // its store object's).
-uint64_t plain_entry_ino(FsContext& ctx, Node& dir, const dirent& d) {
-  if (d.d_type != DT_REG || !ctx.objects.contains(ctx.objects.dev(), d.d_ino)) return d.d_ino;
+uint64_t plain_entry_ino(ViewState& vs, Node& dir, const dirent& d) {
+  if (d.d_type != DT_REG || !vs.objects.contains(vs.objects.dev(), d.d_ino)) return d.d_ino;
   struct stat st {};
-  st.st_dev = ctx.objects.dev();
+  st.st_dev = vs.objects.dev();
   st.st_ino = d.d_ino;
   st.st_mode = S_IFREG;
-  return ctx.nodes.shown_ino(dir, d.d_name, st, true, group_of_entry(ctx, dir, d.d_name, st));
+  return vs.nodes.shown_ino(dir, d.d_name, st, true, group_of_entry(vs, dir, d.d_name, st));
 }
 
 // Fills one entry; returns its size (> room means it did not fit and nothing was added).
 size_t add_entry(fuse_req_t req, Node& dir, const dirent& d, char* buf, size_t room, bool plus) {
   if (!plus) {
     struct stat st {};
-    st.st_ino = plain_entry_ino(context_of(req), dir, d);
+    st.st_ino = plain_entry_ino(state_of(req), dir, d);
     st.st_mode = static_cast<mode_t>(d.d_type) << 12;
     return fuse_add_direntry(req, buf, room, d.d_name, &st, d.d_off);
   }
@@ -62,13 +62,13 @@ size_t add_entry(fuse_req_t req, Node& dir, const dirent& d, char* buf, size_t r
     return fuse_add_direntry_plus(req, buf, room, d.d_name, &e, d.d_off);
   }
   size_t size = fuse_add_direntry_plus(req, buf, room, d.d_name, &e, d.d_off);
-  if (size > room) context_of(req).nodes.forget(reinterpret_cast<Node*>(e.ino), 1);
+  if (size > room) state_of(req).nodes.forget(reinterpret_cast<Node*>(e.ino), 1);
   return size;
 }
 
 void readdir_barrier(fuse_req_t req, size_t size, off_t offset, bool plus) {
-  FsContext& ctx = context_of(req);
-  if (!ctx.host_only.admits(req)) return (void)fuse_reply_err(req, EACCES);
+  ViewState& vs = state_of(req);
+  if (!vs.host_only.admits(req)) return (void)fuse_reply_err(req, EACCES);
   const char* names[] = {".", "..", kRootEntry};
   std::vector<char> buf(size);
   size_t used = 0;

@@ -6,7 +6,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "fs/context.hpp"
+#include "fs/view_state.hpp"
 #include "fs/cow_break.hpp"
 #include "fs/creds.hpp"
 #include "fs/ops.hpp"
@@ -26,40 +26,40 @@ void reply_entry_or_err(fuse_req_t req, Node& parent, const char* name) {
 // change of that entry (unlink, rename from or over it): the other members then are the
 // guest's own hard links to the private copy, and the change has exactly the guest's semantics.
 int break_group_member(fuse_req_t req, Node& dir, const char* name) {
-  FsContext& ctx = context_of(req);
-  if (!ctx.groups.may_be_member(name)) return 0;
+  ViewState& vs = state_of(req);
+  if (!vs.groups.may_be_member(name)) return 0;
   fuse_entry_param e;
   if (lookup_entry(req, dir, name, e) != 0) return 0;  // the change itself reports the error
   Node* node = reinterpret_cast<Node*>(e.ino);
-  int err = node->group ? break_if_shared(ctx, *node) : 0;
-  ctx.nodes.forget(node, 1);
+  int err = node->group ? break_if_shared(vs, *node) : 0;
+  vs.nodes.forget(node, 1);
   return err;
 }
 
 // The barrier's one child: the guest root, never cached, host callers only.
 void lookup_guest_root(fuse_req_t req, const char* name) {
-  FsContext& ctx = context_of(req);
+  ViewState& vs = state_of(req);
   if (std::strcmp(name, kRootEntry) != 0) {
     fuse_reply_err(req, ENOENT);
     return;
   }
-  if (!ctx.host_only.admits(req)) {
+  if (!vs.host_only.admits(req)) {
     fuse_reply_err(req, EACCES);
     return;
   }
-  int fd = ::openat(ctx.backing_root.get(), ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  int fd = ::openat(vs.backing_root.get(), ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
   struct stat st;
   if (fd < 0 || ::fstat(fd, &st) != 0) {
     fuse_reply_err(req, errno);
     if (fd >= 0) ::close(fd);
     return;
   }
-  Node* node = ctx.nodes.lookup(ctx.barrier, name, os::unique_fd(fd), st, false);
+  Node* node = vs.nodes.lookup(vs.barrier, name, os::unique_fd(fd), st, false);
   fuse_entry_param e{};
   e.ino = node_id(node);
   e.attr = st;
   e.attr.st_ino = node->shown_ino;
-  e.attr_timeout = ctx.timeout;
+  e.attr_timeout = vs.timeout;
   e.entry_timeout = 0;
   fuse_reply_entry(req, &e);
 }
@@ -70,7 +70,7 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   int err = lookup_entry(req, node_of(req, parent), name, e);
   if (err == ENOENT) {  // a negative entry the kernel may cache
     e = fuse_entry_param{};
-    e.entry_timeout = context_of(req).timeout;
+    e.entry_timeout = state_of(req).timeout;
     fuse_reply_entry(req, &e);
   } else if (err) {
     fuse_reply_err(req, err);
@@ -80,7 +80,7 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
 }
 
 void forget_one(fuse_req_t req, fuse_ino_t ino, uint64_t n) {
-  if (!is_barrier(ino)) context_of(req).nodes.forget(&node_of(req, ino), n);
+  if (!is_barrier(ino)) state_of(req).nodes.forget(&node_of(req, ino), n);
 }
 
 void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t n) {
@@ -95,7 +95,7 @@ void op_forget_multi(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
 
 void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
   if (refuse_barrier_change(req, parent)) return;
-  if (S_ISBLK(mode) && context_of(req).refuse_block_devices) return (void)fuse_reply_err(req, EPERM);
+  if (S_ISBLK(mode) && state_of(req).refuse_block_devices) return (void)fuse_reply_err(req, EPERM);
   Node& dir = node_of(req, parent);
   int rc;
   {
@@ -133,10 +133,10 @@ void op_symlink(fuse_req_t req, const char* target, fuse_ino_t parent, const cha
 // A new guest link to a shared file must not link the store object: break first.
 void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t new_parent, const char* new_name) {
   if (refuse_barrier_change(req, ino) || refuse_barrier_change(req, new_parent)) return;
-  FsContext& ctx = context_of(req);
+  ViewState& vs = state_of(req);
   Node& node = node_of(req, ino);
   Node& dir = node_of(req, new_parent);
-  if (int err = break_if_shared(ctx, node)) return (void)fuse_reply_err(req, err);
+  if (int err = break_if_shared(vs, node)) return (void)fuse_reply_err(req, err);
   if (::linkat(node.fd(), "", dir.fd(), new_name, AT_EMPTY_PATH) != 0) return (void)fuse_reply_err(req, errno);
   reply_entry_or_err(req, dir, new_name);
 }
@@ -146,7 +146,7 @@ void op_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
   Node& dir = node_of(req, parent);
   if (int err = break_group_member(req, dir, name)) return (void)fuse_reply_err(req, err);
   if (::unlinkat(dir.fd(), name, 0) != 0) return (void)fuse_reply_err(req, errno);
-  context_of(req).nodes.unlinked(dir, name);
+  state_of(req).nodes.unlinked(dir, name);
   fuse_reply_err(req, 0);
 }
 
@@ -167,7 +167,7 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t n
   if (int err = break_group_member(req, from, name)) return (void)fuse_reply_err(req, err);
   if (int err = break_group_member(req, to, new_name)) return (void)fuse_reply_err(req, err);
   if (::renameat2(from.fd(), name, to.fd(), new_name, flags) != 0) return (void)fuse_reply_err(req, errno);
-  context_of(req).nodes.renamed(from, name, to, new_name, flags & RENAME_EXCHANGE);
+  state_of(req).nodes.renamed(from, name, to, new_name, flags & RENAME_EXCHANGE);
   fuse_reply_err(req, 0);
 }
 
@@ -175,7 +175,7 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t n
 
 bool refuse_barrier_change(fuse_req_t req, fuse_ino_t ino) {
   if (!is_barrier(ino)) return false;
-  fuse_reply_err(req, context_of(req).host_only.admits(req) ? EPERM : EACCES);
+  fuse_reply_err(req, state_of(req).host_only.admits(req) ? EPERM : EACCES);
   return true;
 }
 

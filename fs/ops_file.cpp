@@ -7,7 +7,7 @@
 #include <memory>
 #include <vector>
 
-#include "fs/context.hpp"
+#include "fs/view_state.hpp"
 #include "fs/cow_break.hpp"
 #include "fs/creds.hpp"
 #include "fs/file_handle.hpp"
@@ -46,7 +46,7 @@ bool wants_passthrough(const Node& node, int fd, int flags) {
 //   except for the first cached open after a break: the cache may still hold the shared
 //   content read before it, which the kernel drops on an open without keep_cache.
 // Returns the backing id for the reply (0: none).
-int start_open(FsContext& ctx, Node& node, FileHandle& fh, fuse_file_info* fi) {
+int start_open(ViewState& vs, Node& node, FileHandle& fh, fuse_file_info* fi) {
   fh.epoch = node.epoch;
   ++node.nopen;
   fi->keep_cache = 0;
@@ -55,8 +55,8 @@ int start_open(FsContext& ctx, Node& node, FileHandle& fh, fuse_file_info* fi) {
     fi->direct_io = 1;
     return 0;
   }
-  if (ctx.passthrough.active() && S_ISREG(node.type) && wants_passthrough(node, fh.fd.get(), fi->flags)) {
-    if (!node.backing_id) node.backing_id = ctx.passthrough.open_backing(fh.fd.get());
+  if (vs.passthrough.active() && S_ISREG(node.type) && wants_passthrough(node, fh.fd.get(), fi->flags)) {
+    if (!node.backing_id) node.backing_id = vs.passthrough.open_backing(fh.fd.get());
     if (node.backing_id) {
       ++node.backing_users;
       fh.uses_backing = true;
@@ -73,11 +73,11 @@ int start_open(FsContext& ctx, Node& node, FileHandle& fh, fuse_file_info* fi) {
 
 void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   if (is_barrier(ino)) return (void)fuse_reply_err(req, EISDIR);
-  FsContext& ctx = context_of(req);
+  ViewState& vs = state_of(req);
   Node& node = node_of(req, ino);
   std::unique_lock lock(node.mu);
   if (opens_for_change(fi->flags) && node.shared.load()) {
-    if (int err = break_shared_locked(ctx, node, (fi->flags & O_TRUNC) ? 0 : kKeepAll)) return (void)fuse_reply_err(req, err);
+    if (int err = break_shared_locked(vs, node, (fi->flags & O_TRUNC) ? 0 : kKeepAll)) return (void)fuse_reply_err(req, err);
   }
   // This kernel inode still passes I/O through to the store object for readers from before a
   // break: ESTALE makes the kernel look the path up again (LOOKUP_REVAL) and open the fresh node.
@@ -87,7 +87,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   auto fh = std::make_unique<FileHandle>();
   fh->fd.reset(fd);
   fh->flags = fi->flags;
-  int backing_id = start_open(ctx, node, *fh, fi);
+  int backing_id = start_open(vs, node, *fh, fi);
   lock.unlock();
   fi->fh = reinterpret_cast<uint64_t>(fh.release());
   Passthrough::reply_open(req, fi, backing_id);
@@ -105,7 +105,7 @@ int reopen_path(int fd) { return ::open(proc_path(fd).c_str(), O_PATH | O_CLOEXE
 
 void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
   if (refuse_barrier_change(req, parent)) return;
-  FsContext& ctx = context_of(req);
+  ViewState& vs = state_of(req);
   Node& dir = node_of(req, parent);
   bool tmpfile = request_is_tmpfile();
   int fd;
@@ -125,14 +125,14 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   int backing_id;
   {
     std::lock_guard lock(node.mu);
-    backing_id = start_open(ctx, node, *fh, fi);
+    backing_id = start_open(vs, node, *fh, fi);
   }
   fi->fh = reinterpret_cast<uint64_t>(fh.release());
   Passthrough::reply_create(req, &e, fi, backing_id);
 }
 
 void op_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  FsContext& ctx = context_of(req);
+  ViewState& vs = state_of(req);
   Node& node = node_of(req, ino);
   std::unique_ptr<FileHandle> fh(&handle_of(fi));
   int close_id = 0;
@@ -146,7 +146,7 @@ void op_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
       node.backing_stale = false;
     }
   }
-  if (close_id) ctx.passthrough.close_backing(close_id);
+  if (close_id) vs.passthrough.close_backing(close_id);
   fuse_reply_err(req, 0);
 }
 

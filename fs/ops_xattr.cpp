@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-#include "fs/context.hpp"
+#include "fs/view_state.hpp"
 #include "fs/cow_break.hpp"
 #include "fs/ops.hpp"
 #include "fs/protocol_hooks.hpp"
@@ -20,7 +20,7 @@ namespace vunify::fs {
 namespace {
 
 bool denied_at_barrier(fuse_req_t req, fuse_ino_t ino) {
-  if (!is_barrier(ino) || context_of(req).host_only.admits(req)) return false;
+  if (!is_barrier(ino) || state_of(req).host_only.admits(req)) return false;
   fuse_reply_err(req, EACCES);
   return true;
 }
@@ -72,7 +72,7 @@ void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* v
   if (refuse_barrier_change(req, ino)) return;
   if (os::is_marker_xattr(name)) return (void)fuse_reply_err(req, EPERM);
   Node& node = node_of(req, ino);
-  if (int err = break_if_shared(context_of(req), node)) return (void)fuse_reply_err(req, err);
+  if (int err = break_if_shared(state_of(req), node)) return (void)fuse_reply_err(req, err);
   std::string path = proc_path(node.fd());
   if (::setxattr(path.c_str(), name, value, size, flags) != 0) return (void)fuse_reply_err(req, errno);
   // The daemon has CAP_FSETID, so the backing filesystem kept setgid; the caller's own call
@@ -90,7 +90,7 @@ void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
   if (refuse_barrier_change(req, ino)) return;
   if (os::is_marker_xattr(name)) return (void)fuse_reply_err(req, EPERM);
   Node& node = node_of(req, ino);
-  if (int err = break_if_shared(context_of(req), node)) return (void)fuse_reply_err(req, err);
+  if (int err = break_if_shared(state_of(req), node)) return (void)fuse_reply_err(req, err);
   int rc = ::removexattr(proc_path(node.fd()).c_str(), name);
   fuse_reply_err(req, rc != 0 ? errno : 0);
 }

@@ -6,7 +6,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "fs/context.hpp"
+#include "fs/view_state.hpp"
 #include "fs/fuse_wire.hpp"
 
 namespace vunify::fs {
@@ -34,26 +34,26 @@ ssize_t to_compat_setxattr(void* buf, ssize_t n) {
   return n - static_cast<ssize_t>(kDrop);
 }
 
-void saw_init(FsContext& ctx, const void* data, size_t len) {
+void saw_init(ViewState& vs, const void* data, size_t len) {
   if (len < sizeof(InitIn)) return;
   InitIn in;
   std::memcpy(&in, data, sizeof in);
   t_init_pending = true;
-  ctx.passthrough.saw_init_request(in.flags, in.flags2);
-  ctx.protocol.setxattr_ext_offered = (in.flags & kInitSetxattrExt) != 0;
+  vs.passthrough.saw_init_request(in.flags, in.flags2);
+  vs.protocol.setxattr_ext_offered = (in.flags & kInitSetxattrExt) != 0;
 }
 
 ssize_t hook_read(int fd, void* buf, size_t len, void* userdata) {
-  auto& ctx = *static_cast<FsContext*>(userdata);
+  auto& vs = *static_cast<ViewState*>(userdata);
   ssize_t n = ::read(fd, buf, len);
-  if (n < 0 && errno == ENODEV) ctx.protocol.kernel_gone = true;
+  if (n < 0 && errno == ENODEV) vs.protocol.kernel_gone = true;
   t_setxattr_flags = 0;
   t_tmpfile = false;
   if (n < static_cast<ssize_t>(sizeof(InHeader))) return n;
   auto* h = static_cast<InHeader*>(buf);
   if (h->opcode == kOpInit) {
-    saw_init(ctx, h + 1, static_cast<size_t>(n) - sizeof(InHeader));
-  } else if (h->opcode == kOpSetxattr && ctx.protocol.setxattr_ext.load(std::memory_order_relaxed)) {
+    saw_init(vs, h + 1, static_cast<size_t>(n) - sizeof(InHeader));
+  } else if (h->opcode == kOpSetxattr && vs.protocol.setxattr_ext.load(std::memory_order_relaxed)) {
     n = to_compat_setxattr(buf, n);
   } else if (h->opcode == kOpTmpfile) {
     h->opcode = kOpCreate;
@@ -62,14 +62,14 @@ ssize_t hook_read(int fd, void* buf, size_t len, void* userdata) {
   return n;
 }
 
-void patch_init_reply(FsContext& ctx, void* data, size_t len) {
+void patch_init_reply(ViewState& vs, void* data, size_t len) {
   if (len < sizeof(InitOut)) return;
   auto* out = static_cast<InitOut*>(data);
-  if (ctx.protocol.setxattr_ext_offered) {
+  if (vs.protocol.setxattr_ext_offered) {
     out->flags |= kInitSetxattrExt;
-    ctx.protocol.setxattr_ext = true;
+    vs.protocol.setxattr_ext = true;
   }
-  ctx.passthrough.patch_init_reply(*out);
+  vs.passthrough.patch_init_reply(*out);
 }
 
 ssize_t hook_writev(int fd, struct iovec* iov, int count, void* userdata) {
@@ -77,7 +77,7 @@ ssize_t hook_writev(int fd, struct iovec* iov, int count, void* userdata) {
   if (count > 1 && header->error == 0) {
     if (t_init_pending) {
       t_init_pending = false;
-      patch_init_reply(*static_cast<FsContext*>(userdata), iov[1].iov_base, iov[1].iov_len);
+      patch_init_reply(*static_cast<ViewState*>(userdata), iov[1].iov_base, iov[1].iov_len);
     } else if (t_backing_id > 0 && iov[1].iov_len >= sizeof(OpenOut)) {
       // OPEN replies are an open_out; CREATE replies an entry_out followed by an open_out.
       auto* out = reinterpret_cast<OpenOut*>(static_cast<char*>(iov[1].iov_base) + iov[1].iov_len - sizeof(OpenOut));

@@ -21,7 +21,7 @@ struct ProtocolState {
   std::atomic<bool> kernel_gone{false};   // the kernel ended the connection (unmounted)
 };
 
-// The session's hooks; the session's userdata is the FsContext.
+// The session's hooks; the session's userdata is the ViewState.
 fuse_custom_io protocol_hooks();
 
 // Facts about the request this thread is handling.

@@ -1,4 +1,5 @@
-// What every FUSE operation of a guest view works with (the session's userdata).
+// The state of one mounted guest view (the FUSE session's userdata) that every operation works
+// with. ("Context" means the context runtime in context/, not this.)
 #pragma once
 #include <sys/stat.h>
 
@@ -17,8 +18,8 @@
 
 namespace vunify::fs {
 
-struct FsContext {
-  FsContext(os::unique_fd backing_root_fd, os::unique_fd barrier_fd, const struct stat& barrier_st, int dev_fd,
+struct ViewState {
+  ViewState(os::unique_fd backing_root_fd, os::unique_fd barrier_fd, const struct stat& barrier_st, int dev_fd,
             bool passthrough_wanted, unify::ObjectSet store_objects, const std::string& guest,
             const unify::GuestLinks& links, os::unique_fd links_dir);
 
@@ -38,14 +39,14 @@ struct FsContext {
   bool refuse_block_devices = false;
 };
 
-inline FsContext& context_of(fuse_req_t req) { return *static_cast<FsContext*>(fuse_req_userdata(req)); }
+inline ViewState& state_of(fuse_req_t req) { return *static_cast<ViewState*>(fuse_req_userdata(req)); }
 Node& node_of(fuse_req_t req, fuse_ino_t ino);
 inline bool is_barrier(fuse_ino_t ino) { return ino == FUSE_ROOT_ID; }
 
 // The attributes the guest sees for a node: backing stat, with the node's own st_ino and,
 // for shared files, st_nlink 1 (the store's link is not the guest's), or for a link group the
 // number of its paths. Returns errno or 0.
-int node_attr(FsContext& ctx, Node& node, struct stat& st);
+int node_attr(ViewState& vs, Node& node, struct stat& st);
 // Reopens a node's O_PATH fd with `flags` (never following a final symlink).
 int reopen(const Node& node, int flags);
 // "/proc/self/fd/N" for a node's fd (for calls with no fd-based variant).
@@ -55,8 +56,8 @@ int lookup_entry(fuse_req_t req, Node& parent, const char* name, fuse_entry_para
 // The same for the inode `path_fd` (O_PATH) already opened as entry `name` of `parent`.
 int entry_of(fuse_req_t req, Node& parent, const char* name, os::unique_fd path_fd, fuse_entry_param& e);
 // True if the backing inode `st` is a store object (shared: modifying it must break first).
-bool is_store_object(const FsContext& ctx, const struct stat& st);
+bool is_store_object(const ViewState& vs, const struct stat& st);
 // The link group whose member is entry `name` of `parent`, now the shared inode `st`; 0 if none.
-uint64_t group_of_entry(FsContext& ctx, Node& parent, const char* name, const struct stat& st);
+uint64_t group_of_entry(ViewState& vs, Node& parent, const char* name, const struct stat& st);
 
 }  // namespace vunify::fs

@@ -1,4 +1,4 @@
-#include "fs/context.hpp"
+#include "fs/view_state.hpp"
 
 #include <fcntl.h>
 #include <sys/xattr.h>
@@ -23,7 +23,7 @@ os::unique_fd plain_dir_fd(int path_fd) {
 
 }  // namespace
 
-FsContext::FsContext(os::unique_fd backing_root_fd, os::unique_fd barrier_fd, const struct stat& barrier_st, int dev_fd,
+ViewState::ViewState(os::unique_fd backing_root_fd, os::unique_fd barrier_fd, const struct stat& barrier_st, int dev_fd,
                      bool passthrough_wanted, unify::ObjectSet store_objects, const std::string& guest,
                      const unify::GuestLinks& links, os::unique_fd links_dir)
     : backing_root(std::move(backing_root_fd)),
@@ -36,7 +36,7 @@ FsContext::FsContext(os::unique_fd backing_root_fd, os::unique_fd barrier_fd, co
 }
 
 Node& node_of(fuse_req_t req, fuse_ino_t ino) {
-  if (is_barrier(ino)) return context_of(req).barrier;
+  if (is_barrier(ino)) return state_of(req).barrier;
   return *reinterpret_cast<Node*>(ino);
 }
 
@@ -46,31 +46,31 @@ std::string proc_path(int fd) {
   return buf;
 }
 
-bool is_store_object(const FsContext& ctx, const struct stat& st) {
-  return S_ISREG(st.st_mode) && ctx.objects.contains(st);
+bool is_store_object(const ViewState& vs, const struct stat& st) {
+  return S_ISREG(st.st_mode) && vs.objects.contains(st);
 }
 
 namespace {
 
 // What the guest sees of `node` whose backing stat is `st`.
-void show(FsContext& ctx, const Node& node, struct stat& st) {
+void show(ViewState& vs, const Node& node, struct stat& st) {
   st.st_ino = node.shown_ino;
-  if (node.shared.load(std::memory_order_relaxed)) st.st_nlink = node.group ? ctx.groups.nlink(node.group) : 1;
+  if (node.shared.load(std::memory_order_relaxed)) st.st_nlink = node.group ? vs.groups.nlink(node.group) : 1;
 }
 
 }  // namespace
 
-int node_attr(FsContext& ctx, Node& node, struct stat& st) {
+int node_attr(ViewState& vs, Node& node, struct stat& st) {
   if (::fstatat(node.fd(), "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) return errno;
-  show(ctx, node, st);
+  show(vs, node, st);
   return 0;
 }
 
-uint64_t group_of_entry(FsContext& ctx, Node& parent, const char* name, const struct stat& st) {
-  if (!ctx.groups.may_be_member(name) || !is_store_object(ctx, st)) return 0;
+uint64_t group_of_entry(ViewState& vs, Node& parent, const char* name, const struct stat& st) {
+  if (!vs.groups.may_be_member(name) || !is_store_object(vs, st)) return 0;
   struct stat dir_st;
   if (::fstat(parent.fd(), &dir_st) != 0) return 0;
-  return ctx.groups.find(dir_st, name, st).value_or(0);
+  return vs.groups.find(dir_st, name, st).value_or(0);
 }
 
 int reopen(const Node& node, int flags) {
@@ -86,20 +86,20 @@ int lookup_entry(fuse_req_t req, Node& parent, const char* name, fuse_entry_para
 }
 
 int entry_of(fuse_req_t req, Node& parent, const char* name, os::unique_fd path_fd, fuse_entry_param& e) {
-  FsContext& ctx = context_of(req);
+  ViewState& vs = state_of(req);
   e = fuse_entry_param{};
   int fd = path_fd.get();
   struct stat st;
   if (::fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) return errno;
-  if (S_ISBLK(st.st_mode) && ctx.refuse_block_devices) return EACCES;
-  bool shared = is_store_object(ctx, st);
-  uint64_t group = shared ? group_of_entry(ctx, parent, name, st) : 0;
-  Node* node = ctx.nodes.lookup(parent, name, std::move(path_fd), st, shared, group);
+  if (S_ISBLK(st.st_mode) && vs.refuse_block_devices) return EACCES;
+  bool shared = is_store_object(vs, st);
+  uint64_t group = shared ? group_of_entry(vs, parent, name, st) : 0;
+  Node* node = vs.nodes.lookup(parent, name, std::move(path_fd), st, shared, group);
   e.attr = st;
-  show(ctx, *node, e.attr);
+  show(vs, *node, e.attr);
   e.ino = node_id(node);
-  e.attr_timeout = ctx.timeout;
-  e.entry_timeout = ctx.timeout;
+  e.attr_timeout = vs.timeout;
+  e.entry_timeout = vs.timeout;
   return 0;
 }
 
