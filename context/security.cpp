@@ -1,13 +1,45 @@
-// PLACEHOLDER (lead): replaced by the `security` helper's implementation before anything lands.
+// apply_security: the order of the steps matters. Landlock and seccomp need CAP_SYS_ADMIN
+// when no_new_privs is not set (and it is not by default), so capabilities go last.
 #include "context/security.hpp"
 
-#include <stdexcept>
+#include <linux/capability.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+
+#include "context/capabilities.hpp"
+#include "context/landlock.hpp"
+#include "context/seccomp.hpp"
+#include "os/error.hpp"
 
 namespace vunify::context {
-uint64_t default_capabilities() { return 0x00000000a80425fbULL; }
-int parse_capability(std::string_view) { throw std::logic_error("security: not implemented yet"); }
-void apply_security(const SecurityProfile&) {}
-void enter_spectator() {}
-void restrict_devices_v1(int) {}
-void restrict_devices_v2(int) {}
+namespace {
+
+// The initial pid namespace's inode number (PROC_PID_INIT_INO, fixed since Linux 3.8).
+constexpr ino_t kInitPidNamespaceIno = 0xEFFFFFFCU;
+
+// With CAP_SYS_BOOT, reboot(2) restarts the machine unless the caller is in a child pid
+// namespace, where it only ends the namespace's init.
+void check_reboot_is_contained(uint64_t caps) {
+  if (!((caps >> CAP_SYS_BOOT) & 1)) return;
+  struct stat st {};
+  if (::stat("/proc/self/ns/pid", &st) != 0)
+    throw os::UserError("CAP_SYS_BOOT kept but /proc/self/ns/pid cannot be read: cannot check the pid namespace");
+  if (st.st_ino == kInitPidNamespaceIno)
+    throw os::UserError("CAP_SYS_BOOT kept in the host's pid namespace: reboot(2) would reboot the host");
+}
+
+}  // namespace
+
+void apply_security(const SecurityProfile& profile) {
+  check_reboot_is_contained(profile.capabilities);
+  if (profile.no_new_privs && ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) os::throw_errno("security: set no_new_privs", "");
+  if (profile.landlock) landlock_confine_to_root();
+  if (profile.seccomp) apply_seccomp(profile.capabilities);
+  apply_capabilities(profile.capabilities);
+}
+
+void enter_spectator() { landlock_scope_signals(); }
+
 }  // namespace vunify::context

@@ -8,30 +8,42 @@
 
 namespace vunify::context {
 
+// Docker's default 14 capabilities (00000000a80425fb): CHOWN DAC_OVERRIDE FOWNER FSETID KILL
+// SETGID SETUID SETPCAP NET_BIND_SERVICE NET_RAW SYS_CHROOT MKNOD AUDIT_WRITE SETFCAP.
+inline constexpr uint64_t kDefaultCapabilities = 0x00000000a80425fbULL;
+
 struct SecurityProfile {
-  uint64_t capabilities;  // bounding (and permitted/effective) set kept, bit N = capability N
+  uint64_t capabilities = kDefaultCapabilities;  // bounding (and permitted/effective) set kept, bit N = capability N
   bool seccomp = true;    // the default seccomp filter
   bool landlock = true;   // filesystem confined beneath "/", signals and abstract sockets scoped
+  // Off by default, as in Docker: with no_new_privs a setuid binary (sudo, su, ping on some
+  // distributions) no longer gains privileges, and guests expect those to work. Without it a
+  // setuid binary still only reaches the bounding set above.
+  bool no_new_privs = false;
 };
 
-// Docker's default 14 capabilities (00000000a80425fb).
+// Docker's default 14 capabilities (kDefaultCapabilities).
 uint64_t default_capabilities();
 // "CAP_NET_ADMIN", "net_admin" or "NET_ADMIN" -> its bit number; throws os::UserError if unknown.
 int parse_capability(std::string_view name);
 
-// In the guest's process, as root, after pivot_root and before exec: Landlock ruleset, seccomp
-// filter, then capabilities (bounding set reduced, inheritable and ambient cleared). Survives
-// exec. Throws os::SysError naming the step that failed.
+// In the guest's process (single-threaded), as root, after pivot_root and before exec: Landlock
+// ruleset, seccomp filter, then capabilities (bounding set reduced, inheritable and ambient
+// cleared). Survives exec. Throws os::SysError naming the step that failed, os::UserError if
+// the profile asks for a capability this process does not have in its bounding set, or keeps
+// CAP_SYS_BOOT while in the host's pid namespace (reboot(2) would reboot the host).
+// On kernels without Landlock (or ABI < 6 for the scoping) it prints a warning and goes on.
 void apply_security(const SecurityProfile& profile);
 
 // The spectator: scopes this process's signals with Landlock (it can read every guest's
 // /proc entries but any signal to a process outside its own domain fails with EPERM).
+// Throws os::SysError (EOPNOTSUPP) when Landlock cannot scope signals (ABI < 6).
 void enter_spectator();
 
-// Device allowlist (Docker's default: null zero full tty random urandom ptmx pts/* console)
-// for the guest's cgroup: v1 writes devices.deny/devices.allow in the devices controller's
-// directory; v2 attaches a BPF_CGROUP_DEVICE program to the cgroup2 directory (the attachment
-// lives as long as the cgroup). Throws os::SysError.
+// Device allowlist (Docker's default: null zero full tty random urandom ptmx pts/* console,
+// and mknod of any node) for the guest's cgroup: v1 writes devices.deny/devices.allow in the
+// devices controller's directory; v2 attaches a BPF_CGROUP_DEVICE program to the cgroup2
+// directory (the attachment lives as long as the cgroup). Throws os::SysError.
 void restrict_devices_v1(int devices_cgroup_dir_fd);
 void restrict_devices_v2(int cgroup2_dir_fd);
 

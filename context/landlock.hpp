@@ -1,0 +1,18 @@
+// Landlock (raw syscalls: Debian 12's headers predate ABI 6).
+#pragma once
+
+namespace vunify::context {
+
+// The kernel's Landlock ABI version, 0 if Landlock is unavailable.
+int landlock_abi();
+
+// Restricts this process and its future children: every filesystem access right of the ABI is
+// handled and allowed beneath "/" only (a directory fd or cwd leaked from outside cannot be
+// used), signals and abstract unix sockets scoped to the domain (ABI >= 6). Warns on stderr
+// and does less on older ABIs. Needs CAP_SYS_ADMIN or no_new_privs.
+void landlock_confine_to_root();
+
+// Signal scoping only (the spectator). Throws os::SysError(EOPNOTSUPP) if ABI < 6.
+void landlock_scope_signals();
+
+}  // namespace vunify::context

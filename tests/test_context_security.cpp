@@ -1,0 +1,373 @@
+// The guest's security profile, applied for real in a forked child that has pivoted into a
+// scratch root (so Landlock's "beneath /" means that root), checked from inside.
+#include <catch2/catch.hpp>
+#include <fcntl.h>
+#include <linux/keyctl.h>
+#include <linux/perf_event.h>
+#include <linux/reboot.h>
+#include <linux/sched.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/ptrace.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "context/capabilities.hpp"
+#include "context/landlock.hpp"
+#include "context/security.hpp"
+#include "os/error.hpp"
+#include "tests/child_report.hpp"
+#include "tests/helpers.hpp"
+
+using vunify::context::SecurityProfile;
+using vunify::test::Reporter;
+
+namespace {
+
+void must(long rc, const char* what) {
+  if (rc < 0) vunify::os::throw_errno(what, "");
+}
+
+// A root with the host's /usr (read-only) and the usual merged-/usr links, no /dev.
+void make_root_tree(const std::string& root) {
+  vunify::test::mkdirs(root + "/usr");
+  vunify::test::mkdirs(root + "/proc");
+  vunify::test::mkdirs(root + "/tmp");
+  for (const char* link : {"bin", "sbin", "lib", "lib64"})
+    if (::symlink((std::string("usr/") + link).c_str(), (root + "/" + link).c_str()) != 0) vunify::os::throw_errno("symlink", root);
+}
+
+// In the child: a private mount namespace, `root` as "/" by pivot_root, old root detached.
+void pivot_into(const std::string& root) {
+  must(::unshare(CLONE_NEWNS), "unshare");
+  must(::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr), "make private");
+  must(::mount(root.c_str(), root.c_str(), nullptr, MS_BIND, nullptr), "bind root");
+  std::string usr = root + "/usr";
+  must(::mount("/usr", usr.c_str(), nullptr, MS_BIND | MS_REC, nullptr), "bind usr");
+  must(::mount(nullptr, usr.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY, nullptr), "usr read-only");
+  must(::mount("proc", (root + "/proc").c_str(), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr), "mount proc");
+  must(::chdir(root.c_str()), "chdir root");
+  must(::syscall(SYS_pivot_root, ".", "."), "pivot_root");
+  must(::umount2(".", MNT_DETACH), "detach old root");
+  must(::chdir("/"), "chdir /");
+}
+
+void report_status(Reporter& r, const std::string& prefix) {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind("Cap", 0) == 0 || line.rfind("Seccomp:", 0) == 0) r.put(prefix + line.substr(0, line.find(':')), line.substr(line.find_first_not_of(" \t", line.find(':') + 1)));
+}
+
+void check_denied_calls(Reporter& r) {
+  r.call("mount", ::mount("none", "/tmp", "tmpfs", 0, nullptr));
+  r.call("umount2", ::umount2("/proc", MNT_DETACH));
+  r.call("unshare", ::unshare(CLONE_NEWNS));
+  int ns = ::open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+  r.call("setns", ::setns(ns, 0));
+  r.call("pivot_root", ::syscall(SYS_pivot_root, "/", "/"));
+  r.call("keyctl", ::syscall(SYS_keyctl, KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0));
+  r.call("add_key", ::syscall(SYS_add_key, "vunify_no_such_type", "vunify-test", "x", 1, KEY_SPEC_SESSION_KEYRING));
+  r.call("request_key", ::syscall(SYS_request_key, "vunify_no_such_type", "vunify-test", nullptr, KEY_SPEC_SESSION_KEYRING));
+  char bpf_attr[128] = {};
+  r.call("bpf", ::syscall(SYS_bpf, 0 /* BPF_MAP_CREATE */, bpf_attr, sizeof bpf_attr));
+  perf_event_attr pe{};
+  pe.size = sizeof pe;
+  pe.type = PERF_TYPE_SOFTWARE;
+  pe.config = PERF_COUNT_SW_CPU_CLOCK;
+  r.call("perf_event_open", ::syscall(SYS_perf_event_open, &pe, 0, -1, -1, 0));
+  alignas(8) char handle[64] = {};
+  r.call("open_by_handle_at", ::syscall(SYS_open_by_handle_at, AT_FDCWD, handle, O_RDONLY));
+  r.call("userfaultfd", ::syscall(SYS_userfaultfd, 0));
+  r.call("init_module", ::syscall(SYS_init_module, nullptr, 0, ""));
+  r.call("finit_module", ::syscall(SYS_finit_module, -1, "", 0));
+  r.call("delete_module", ::syscall(SYS_delete_module, "vunify_none", 0));
+  // Every call below has arguments the kernel rejects (EINVAL, ENODEV, ...) after its
+  // privilege check, so that a broken filter changes nothing on the host.
+  r.call("kexec_load", ::syscall(SYS_kexec_load, 0, 1000, nullptr, 0x100));
+  // Magic 0 is invalid: even a broken filter could not reboot anything.
+  r.call("reboot", ::syscall(SYS_reboot, 0, 0, LINUX_REBOOT_CMD_CAD_OFF, nullptr));
+  r.call("io_uring_setup", ::syscall(SYS_io_uring_setup, 1, nullptr));
+  long pid = ::syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, nullptr, nullptr, nullptr, nullptr);
+  if (pid == 0) _exit(0);
+  if (pid > 0) ::waitpid(static_cast<pid_t>(pid), nullptr, 0);
+  r.call("clone_newuser", pid);
+  clone_args args{};
+  args.flags = CLONE_NEWUSER;
+  args.exit_signal = SIGCHLD;
+  pid = ::syscall(SYS_clone3, &args, sizeof args);
+  if (pid == 0) _exit(0);
+  if (pid > 0) ::waitpid(static_cast<pid_t>(pid), nullptr, 0);
+  r.call("clone3", pid);
+}
+
+void check_terminal(Reporter& r, int tty) {
+  char c = 'x';
+  r.call("TIOCSTI", ::ioctl(tty, TIOCSTI, &c));
+  char subcode = 0;  // TIOCL_*: any
+  r.call("TIOCLINUX", ::ioctl(tty, TIOCLINUX, &subcode));
+}
+
+void check_signals(Reporter& r, pid_t outside) {
+  r.call("kill_outside", ::kill(outside, SIGTERM));
+  r.call("kill0_outside", ::kill(outside, 0));
+  r.call("ptrace_outside", ::ptrace(PTRACE_ATTACH, outside, nullptr, nullptr));
+  pid_t own = ::fork();
+  if (own == 0) {
+    for (;;) ::pause();
+  }
+  r.call("kill_own_child", ::kill(own, SIGKILL));
+  int status = 0;
+  ::waitpid(own, &status, 0);
+  r.put("own_child_signal", WIFSIGNALED(status) ? std::to_string(WTERMSIG(status)) : "none");
+}
+
+sockaddr_un abstract_address(const std::string& name, socklen_t& len) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path + 1, name.data(), name.size());
+  len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+  return addr;
+}
+
+int abstract_listener(const std::string& name) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  socklen_t len = 0;
+  sockaddr_un addr = abstract_address(name, len);
+  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0 || ::listen(fd, 4) != 0) vunify::os::throw_errno("abstract listener", name);
+  return fd;
+}
+
+long abstract_connect(const std::string& name) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  socklen_t len = 0;
+  sockaddr_un addr = abstract_address(name, len);
+  long rc = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), len);
+  int err = errno;
+  ::close(fd);
+  errno = err;
+  return rc;
+}
+
+void check_leaked_dir(Reporter& r, int host_dir) {
+  r.call("leaked_fd_openat", ::openat(host_dir, "secret", O_RDONLY | O_CLOEXEC));
+  r.call("leaked_fd_proc", ::open(("/proc/self/fd/" + std::to_string(host_dir) + "/secret").c_str(), O_RDONLY | O_CLOEXEC));
+  r.call("leaked_fd_mkdir", ::mkdirat(host_dir, "made-inside", 0755));
+  r.call("leaked_cwd_fchdir", ::fchdir(host_dir));
+  r.call("leaked_cwd_open", ::open("secret", O_RDONLY | O_CLOEXEC));
+  ::chdir("/");
+  r.call("inside_open", ::open("/usr/bin/sh", O_RDONLY | O_CLOEXEC));
+  r.call("inside_create", ::open("/tmp/inside", O_CREAT | O_WRONLY | O_CLOEXEC, 0644));
+}
+
+// exec keeps the profile: the shell reports its own status lines.
+void check_after_exec(Reporter& r) {
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(r.fd(), 1);
+    ::execl("/bin/sh", "sh", "-c",
+            "sed -n 's/^\\(Cap[A-Za-z]*\\|Seccomp\\):[[:space:]]*/exec_\\1 /p' /proc/self/status; "
+            "if unshare -m true 2>/tmp/unshare.err; then echo exec_unshare OK; else echo exec_unshare denied; fi",
+            static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  r.put("exec_status", std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status)));
+}
+
+// A line of this (the test's) process's /proc/self/status, e.g. "CapBnd".
+std::string own_status(const std::string& field) {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind(field + ":", 0) == 0) return line.substr(line.find_first_not_of(" \t", field.size() + 1));
+  return "";
+}
+
+struct Fixture {
+  vunify::test::TempDir dir;
+  std::string root = dir / "root";
+  std::string host = dir / "host";
+  std::string abstract_name = "vunify-test-security-" + std::to_string(::getpid());
+  Fixture() {
+    make_root_tree(root);
+    vunify::test::write_file(host + "/secret", "host secret\n");
+  }
+};
+
+}  // namespace
+
+TEST_CASE("security: the default profile confines a guest in its root", "[context][security]") {
+  VUNIFY_REQUIRE_ROOT();
+  if (vunify::context::landlock_abi() < 6) {
+    WARN("skipped: Landlock ABI " << vunify::context::landlock_abi() << " < 6 cannot scope signals and sockets");
+    return;
+  }
+  Fixture fx;
+  vunify::test::Sleeper outside;
+  int listener = abstract_listener(fx.abstract_name);
+  auto report = vunify::test::run_child([&](Reporter& r) {
+    int host_dir = ::open(fx.host.c_str(), O_RDONLY | O_DIRECTORY);  // leaked on purpose
+    int pty = ::posix_openpt(O_RDWR | O_NOCTTY);
+    if (host_dir < 0 || pty < 0 || ::grantpt(pty) != 0 || ::unlockpt(pty) != 0) vunify::os::throw_errno("setup", fx.host);
+    pivot_into(fx.root);
+    vunify::context::apply_security(SecurityProfile{});
+    report_status(r, "");
+    check_denied_calls(r);
+    check_terminal(r, pty);
+    check_signals(r, outside.pid());
+    check_leaked_dir(r, host_dir);
+    r.call("abstract_host", abstract_connect(fx.abstract_name));
+    int own = abstract_listener(fx.abstract_name + "-inside");
+    r.call("abstract_own", abstract_connect(fx.abstract_name + "-inside"));
+    ::close(own);
+    check_after_exec(r);
+  });
+  ::close(listener);
+  INFO("child error: " << report.error);
+  REQUIRE(report.status == 0);
+  CHECK(report.get("CapBnd") == "00000000a80425fb");
+  CHECK(report.get("CapPrm") == "00000000a80425fb");
+  CHECK(report.get("CapEff") == "00000000a80425fb");
+  CHECK(report.get("CapInh") == "0000000000000000");
+  CHECK(report.get("CapAmb") == "0000000000000000");
+  CHECK(report.get("Seccomp") == "2");
+  for (const char* call : {"mount", "umount2", "unshare", "setns", "pivot_root", "keyctl", "add_key", "request_key", "bpf",
+                           "perf_event_open", "open_by_handle_at", "userfaultfd", "init_module", "finit_module",
+                           "delete_module", "kexec_load", "reboot", "io_uring_setup", "clone_newuser", "TIOCSTI", "TIOCLINUX"}) {
+    INFO(call);
+    CHECK(report.get(call) == "EPERM");
+  }
+  CHECK(report.get("clone3") == "ENOSYS");
+  CHECK(report.get("kill_outside") == "EPERM");
+  CHECK(report.get("kill0_outside") == "EPERM");
+  CHECK(report.get("ptrace_outside") == "EPERM");
+  CHECK(outside.alive());
+  CHECK(report.get("kill_own_child") == "OK");
+  CHECK(report.get("own_child_signal") == std::to_string(SIGKILL));
+  CHECK(report.get("leaked_fd_openat") == "EACCES");
+  CHECK(report.get("leaked_fd_proc") == "EACCES");
+  CHECK(report.get("leaked_fd_mkdir") == "EACCES");
+  CHECK(report.get("leaked_cwd_open") == "EACCES");
+  CHECK(report.get("inside_open") == "OK");
+  CHECK(report.get("inside_create") == "OK");
+  CHECK(report.get("abstract_host") == "EPERM");
+  CHECK(report.get("abstract_own") == "OK");
+  CHECK(report.get("exec_status") == "0");
+  CHECK(report.get("exec_CapBnd") == "00000000a80425fb");
+  CHECK(report.get("exec_CapEff") == "00000000a80425fb");
+  CHECK(report.get("exec_CapInh") == "0000000000000000");
+  CHECK(report.get("exec_CapAmb") == "0000000000000000");
+  CHECK(report.get("exec_Seccomp") == "2");
+  CHECK(report.get("exec_unshare") == "denied");
+  CHECK(::access((fx.host + "/made-inside").c_str(), F_OK) != 0);
+}
+
+TEST_CASE("security: a chosen capability set is the bounding set, unavailable ones are refused", "[context][security]") {
+  VUNIFY_REQUIRE_ROOT();
+  uint64_t keep = (uint64_t{1} << vunify::context::parse_capability("CAP_CHOWN")) |
+                  (uint64_t{1} << vunify::context::parse_capability("net_bind_service"));
+  vunify::test::TempDir target;
+  auto report = vunify::test::run_child([&](Reporter& r) {
+    // A private mount namespace first: should the drop fail, the mount below stays in it.
+    must(::unshare(CLONE_NEWNS), "unshare");
+    must(::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr), "make private");
+    SecurityProfile profile;
+    profile.capabilities = keep;
+    profile.seccomp = false;
+    profile.landlock = false;
+    vunify::context::apply_security(profile);
+    report_status(r, "");
+    r.call("mount", ::mount("none", target.path().c_str(), "tmpfs", 0, nullptr));  // CAP_SYS_ADMIN is gone
+  });
+  INFO("child error: " << report.error);
+  REQUIRE(report.status == 0);
+  CHECK(report.get("CapBnd") == "0000000000000401");
+  CHECK(report.get("CapEff") == "0000000000000401");
+  CHECK(report.get("CapInh") == "0000000000000000");
+  CHECK(report.get("CapAmb") == "0000000000000000");
+  CHECK(report.get("Seccomp") == "0");
+  CHECK(report.get("mount") == "EPERM");
+
+  // A capability unknown to the kernel (or missing from this process's bounding set): a clear
+  // error, nothing dropped.
+  auto refused = vunify::test::run_child([&](Reporter& r) {
+    SecurityProfile profile;
+    profile.capabilities = vunify::context::default_capabilities() | (uint64_t{1} << 63);
+    try {
+      vunify::context::apply_security(profile);
+      r.put("result", "applied");
+    } catch (const vunify::os::UserError& e) {
+      r.put("result", "refused");
+      r.put("message", e.what());
+    }
+    report_status(r, "");
+  });
+  CHECK(refused.get("result") == "refused");
+  CHECK(refused.get("message").find("bounding set") != std::string::npos);
+  CHECK(refused.get("CapBnd") == own_status("CapBnd"));
+}
+
+TEST_CASE("security: CAP_SYS_BOOT is refused in the host's pid namespace", "[context][security]") {
+  VUNIFY_REQUIRE_ROOT();
+  auto report = vunify::test::run_child([&](Reporter& r) {
+    SecurityProfile profile;
+    profile.capabilities |= uint64_t{1} << vunify::context::parse_capability("SYS_BOOT");
+    try {
+      vunify::context::apply_security(profile);
+      r.put("result", "applied");
+    } catch (const vunify::os::UserError& e) {
+      r.put("result", "refused");
+    }
+    report_status(r, "");
+  });
+  CHECK(report.get("result") == "refused");
+  CHECK(report.get("Seccomp") == "0");
+}
+
+TEST_CASE("security: capability names", "[context][security]") {
+  CHECK(vunify::context::parse_capability("CAP_NET_ADMIN") == 12);
+  CHECK(vunify::context::parse_capability("net_admin") == 12);
+  CHECK(vunify::context::parse_capability("NET_ADMIN") == 12);
+  CHECK(vunify::context::parse_capability("cap_sys_admin") == 21);
+  CHECK_THROWS_AS(vunify::context::parse_capability("CAP_BOGUS"), vunify::os::UserError);
+  CHECK_THROWS_AS(vunify::context::parse_capability("12"), vunify::os::UserError);
+  CHECK_THROWS_AS(vunify::context::parse_capability(""), vunify::os::UserError);
+  CHECK(vunify::context::default_capabilities() == 0xa80425fbULL);
+}
+
+TEST_CASE("security: the spectator reads other processes but cannot signal them", "[context][security]") {
+  VUNIFY_REQUIRE_ROOT();
+  if (vunify::context::landlock_abi() < 6) {
+    WARN("skipped: Landlock ABI " << vunify::context::landlock_abi() << " < 6 cannot scope signals");
+    return;
+  }
+  vunify::test::Sleeper guest;
+  auto report = vunify::test::run_child([&](Reporter& r) {
+    vunify::context::enter_spectator();
+    std::ifstream status("/proc/" + std::to_string(guest.pid()) + "/status");
+    std::string first;
+    std::getline(status, first);
+    r.put("status_read", first.rfind("Name:", 0) == 0 ? "OK" : "FAILED");
+    r.call("kill_guest", ::kill(guest.pid(), SIGKILL));
+    r.call("kill0_guest", ::kill(guest.pid(), 0));
+    check_signals(r, guest.pid());
+    report_status(r, "");
+  });
+  INFO("child error: " << report.error);
+  REQUIRE(report.status == 0);
+  CHECK(report.get("status_read") == "OK");
+  CHECK(report.get("kill_guest") == "EPERM");
+  CHECK(report.get("kill0_guest") == "EPERM");
+  CHECK(report.get("kill_own_child") == "OK");
+  CHECK(guest.alive());
+  CHECK(report.get("CapBnd") == own_status("CapBnd"));  // nothing else changed
+}
