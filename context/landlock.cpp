@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
+#include <string>
 
 #include "os/error.hpp"
 #include "os/unique_fd.hpp"
@@ -52,11 +53,10 @@ os::unique_fd create_ruleset(const RulesetAttr& attr) {
   return os::unique_fd(static_cast<int>(fd));
 }
 
-void allow_beneath(int ruleset_fd, const char* path, uint64_t rights) {
-  os::unique_fd dir(::open(path, O_PATH | O_DIRECTORY | O_CLOEXEC));
-  if (!dir) os::throw_errno("landlock: open", path);
-  PathBeneathAttr rule{rights, dir.get()};
-  if (::syscall(SYS_landlock_add_rule, ruleset_fd, kRulePathBeneath, &rule, 0) != 0) os::throw_errno("landlock: add rule beneath", path);
+void allow_beneath(int ruleset_fd, int dir_fd, uint64_t rights) {
+  PathBeneathAttr rule{rights, dir_fd};
+  if (::syscall(SYS_landlock_add_rule, ruleset_fd, kRulePathBeneath, &rule, 0) != 0)
+    os::throw_errno("landlock: add rule beneath the root (fd)", std::to_string(dir_fd));
 }
 
 void restrict_self(int ruleset_fd) {
@@ -70,7 +70,7 @@ int landlock_abi() {
   return abi < 0 ? 0 : static_cast<int>(abi);
 }
 
-void landlock_confine_to_root() {
+void landlock_confine_beneath(int root_dir_fd) {
   int abi = landlock_abi();
   if (abi == 0) {
     fmt::print(stderr, "vunify: warning: Landlock is not available (kernel < 5.13 or not in lsm=): "
@@ -81,7 +81,7 @@ void landlock_confine_to_root() {
     fmt::print(stderr, "vunify: warning: Landlock ABI {} < 6: signals and abstract unix sockets are not scoped to the context\n", abi);
   RulesetAttr attr{fs_rights(abi), 0, abi >= 6 ? kScopeSignal | kScopeAbstractUnixSocket : 0};
   os::unique_fd ruleset = create_ruleset(attr);
-  allow_beneath(ruleset.get(), "/", attr.handled_access_fs);
+  allow_beneath(ruleset.get(), root_dir_fd, attr.handled_access_fs);
   restrict_self(ruleset.get());
 }
 

@@ -7,10 +7,10 @@ namespace vunify::context {
 int landlock_abi();
 
 // Restricts this process and its future children: every filesystem access right of the ABI is
-// handled and allowed beneath "/" only (a directory fd or cwd leaked from outside cannot be
-// used), signals and abstract unix sockets scoped to the domain (ABI >= 6). Warns on stderr
-// and does less on older ABIs. Needs CAP_SYS_ADMIN or no_new_privs.
-void landlock_confine_to_root();
+// handled and allowed beneath `root_dir_fd` only (a directory fd or cwd leaked from outside
+// cannot be used), signals and abstract unix sockets scoped to the domain (ABI >= 6). Warns on
+// stderr and does less on older ABIs. Needs CAP_SYS_ADMIN or no_new_privs.
+void landlock_confine_beneath(int root_dir_fd);
 
 // Signal scoping only (the spectator). Throws os::SysError(EOPNOTSUPP) if ABI < 6.
 void landlock_scope_signals();

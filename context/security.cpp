@@ -2,6 +2,7 @@
 // when no_new_privs is not set (and it is not by default), so capabilities go last.
 #include "context/security.hpp"
 
+#include <fcntl.h>
 #include <linux/capability.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -35,10 +36,16 @@ void check_reboot_is_contained(uint64_t caps) {
 void apply_security(const SecurityProfile& profile) {
   check_reboot_is_contained(profile.capabilities);
   if (profile.no_new_privs && ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) os::throw_errno("security: set no_new_privs", "");
-  if (profile.landlock) landlock_confine_to_root();
+  if (profile.landlock) {
+    os::unique_fd root(::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!root) os::throw_errno("landlock: open", "/");
+    landlock_confine_beneath(root.get());
+  }
   if (profile.seccomp) apply_seccomp(profile.capabilities);
   apply_capabilities(profile.capabilities);
 }
+
+void enter_guest_domain(int root_dir_fd) { landlock_confine_beneath(root_dir_fd); }
 
 void enter_spectator() { landlock_scope_signals(); }
 

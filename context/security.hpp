@@ -15,7 +15,10 @@ inline constexpr uint64_t kDefaultCapabilities = 0x00000000a80425fbULL;
 struct SecurityProfile {
   uint64_t capabilities = kDefaultCapabilities;  // bounding (and permitted/effective) set kept, bit N = capability N
   bool seccomp = true;    // the default seccomp filter
-  bool landlock = true;   // filesystem confined beneath "/", signals and abstract sockets scoped
+  // Filesystem confined beneath "/", signals and abstract sockets scoped to the domain made
+  // here. Off for a process that inherited the guest's domain (enter_guest_domain). A domain
+  // that handles filesystem access also forbids mount(2), even with CAP_SYS_ADMIN kept.
+  bool landlock = true;
   // Off by default, as in Docker: with no_new_privs a setuid binary (sudo, su, ping on some
   // distributions) no longer gains privileges, and guests expect those to work. Without it a
   // setuid binary still only reaches the bounding set above.
@@ -34,6 +37,15 @@ int parse_capability(std::string_view name);
 // CAP_SYS_BOOT while in the host's pid namespace (reboot(2) would reboot the host).
 // On kernels without Landlock (or ABI < 6 for the scoping) it prints a warning and goes on.
 void apply_security(const SecurityProfile& profile);
+
+// Only the Landlock part of apply_security, beneath `root_dir_fd` (the directory that will be
+// the guest's "/", e.g. before pivot_root). For a process that stays outside the guest's pid
+// namespace and forks the guest's processes (its init, and later `exec`'d commands): they
+// inherit one domain and can signal each other. A process that makes its own domain (as
+// apply_security with landlock = true does) can signal neither the guest's processes nor be
+// signalled by them (the guest's init cannot stop it at shutdown): Landlock lets a process
+// signal only its own domain and the domains nested in it.
+void enter_guest_domain(int root_dir_fd);
 
 // The spectator: scopes this process's signals with Landlock (it can read every guest's
 // /proc entries but any signal to a process outside its own domain fails with EPERM).
