@@ -2,6 +2,8 @@
 // exec'd commands) against separately made domains, which cannot signal each other.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/mount.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,6 +15,7 @@
 #include "os/error.hpp"
 #include "tests/child_report.hpp"
 #include "tests/helpers.hpp"
+#include "tests/test_fs_support.hpp"
 
 using vunify::test::Reporter;
 
@@ -85,4 +88,48 @@ TEST_CASE("landlock: processes forked from the guest's domain share it; a domain
   CHECK(report.get("own_domain_kill_init") == "EPERM");
   CHECK(report.get("init_kill_nested") == "OK");
   CHECK(report.get("holder_kill_init") == "OK");
+}
+
+TEST_CASE("landlock: a guest on its FUSE view works beneath its root, the pool's backing tree is out of reach", "[context][security][landlock]") {
+  VUNIFY_REQUIRE_FUSE();
+  if (vunify::context::landlock_abi() == 0) {
+    WARN("skipped: no Landlock in this kernel");
+    return;
+  }
+  vunify::test::ViewPool vp(1);
+  std::string root = vp.root("g1"), backing = vp.backing("g1");
+  auto report = vunify::test::run_child([&](Reporter& r) {
+    int leaked = ::open(backing.c_str(), O_RDONLY | O_DIRECTORY);  // the host side of this very guest
+    if (leaked < 0) vunify::os::throw_errno("open", backing);
+    if (::unshare(CLONE_NEWNS) != 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+        ::mount(root.c_str(), root.c_str(), nullptr, MS_BIND, nullptr) != 0 || ::chdir(root.c_str()) != 0 ||
+        ::syscall(SYS_pivot_root, ".", ".") != 0 || ::umount2(".", MNT_DETACH) != 0 || ::chdir("/") != 0)
+      vunify::os::throw_errno("pivot into the view", root);
+    vunify::context::SecurityProfile profile;
+    profile.seccomp = false;  // Landlock on FUSE is what this test is about
+    vunify::context::apply_security(profile);
+    r.call("read", ::open("/etc/hostname", O_RDONLY | O_CLOEXEC));
+    int fd = ::open("/data/new", O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+    r.call("create", fd);
+    r.call("write", ::write(fd, "x", 1));
+    r.call("ftruncate", ::ftruncate(fd, 0));
+    r.call("mkdir", ::mkdir("/var/lib/newdir", 0755));
+    r.call("rename_across", ::rename("/data/new", "/var/lib/newdir/moved"));  // LANDLOCK_ACCESS_FS_REFER
+    r.call("link_across", ::link("/var/lib/newdir/moved", "/etc/linked"));
+    r.call("symlink", ::symlink("moved", "/var/lib/newdir/sym"));
+    r.call("truncate", ::truncate("/data/big.txt", 10));
+    r.call("unlink", ::unlink("/etc/linked"));
+    r.call("leaked_backing", ::openat(leaked, "etc/hostname", O_RDONLY | O_CLOEXEC));
+    r.call("leaked_backing_create", ::openat(leaked, "planted", O_CREAT | O_WRONLY | O_CLOEXEC, 0644));
+  });
+  INFO("child error: " << report.error);
+  REQUIRE(report.status == 0);
+  for (const char* op : {"read", "create", "write", "ftruncate", "mkdir", "rename_across", "link_across", "symlink", "truncate", "unlink"}) {
+    INFO(op);
+    CHECK(report.get(op) == "OK");
+  }
+  CHECK(report.get("leaked_backing") == "EACCES");
+  CHECK(report.get("leaked_backing_create") == "EACCES");
+  CHECK(::access((backing + "/planted").c_str(), F_OK) != 0);
+  CHECK(vunify::test::content_of(root + "/var/lib/newdir/moved") == "");
 }
