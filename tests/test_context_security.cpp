@@ -11,6 +11,7 @@
 #include <sys/mount.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -370,4 +371,31 @@ TEST_CASE("security: the spectator reads other processes but cannot signal them"
   CHECK(report.get("kill_own_child") == "OK");
   CHECK(guest.alive());
   CHECK(report.get("CapBnd") == own_status("CapBnd"));  // nothing else changed
+}
+
+TEST_CASE("security: with CAP_SYS_BOOT, reboot in the context's pid namespace only ends its init (SIGHUP)", "[context][security]") {
+  VUNIFY_REQUIRE_ROOT();
+  auto report = vunify::test::run_child([&](Reporter& r) {
+    must(::unshare(CLONE_NEWPID | CLONE_NEWNS), "unshare pid+mount namespaces");
+    pid_t init = ::fork();
+    if (init == 0) {
+      SecurityProfile profile;
+      profile.capabilities |= uint64_t{1} << vunify::context::parse_capability("SYS_BOOT");
+      vunify::context::apply_security(profile);
+      struct stat ns {};
+      // Three guards before a real reboot command: PID 1 of a new namespace, not the initial
+      // pid namespace, and apply_security's own refusal above.
+      if (::getpid() == 1 && ::stat("/proc/self/ns/pid", &ns) == 0 && ns.st_ino != 0xEFFFFFFCU)
+        ::syscall(SYS_reboot, LINUX_REBOOT_MAGIC1, LINUX_REBOOT_MAGIC2, LINUX_REBOOT_CMD_RESTART, nullptr);
+      r.call("reboot_returned", -1);
+      _exit(0);
+    }
+    int status = 0;
+    ::waitpid(init, &status, 0);
+    r.put("init_end", WIFSIGNALED(status) ? "signal" + std::to_string(WTERMSIG(status)) : "exit" + std::to_string(WEXITSTATUS(status)));
+  });
+  INFO("child error: " << report.error);
+  REQUIRE(report.status == 0);
+  CHECK(report.get("reboot_returned") == "MISSING");
+  CHECK(report.get("init_end") == "signal" + std::to_string(SIGHUP));
 }
