@@ -169,6 +169,19 @@ void check_leaked_dir(Reporter& r, int host_dir) {
   r.call("inside_create", ::open("/tmp/inside", O_CREAT | O_WRONLY | O_CLOEXEC, 0644));
 }
 
+// The classic chroot escape (CAP_SYS_CHROOT is in the default set): chroot into a
+// subdirectory, climb above it, chroot "." there. The host must stay out of sight.
+void check_chroot_escape(Reporter& r, const std::string& host_secret) {
+  ::mkdir("/tmp/jail", 0755);
+  int above = ::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  r.call("chroot_jail", ::chroot("/tmp/jail"));
+  ::fchdir(above);
+  for (int i = 0; i < 64; ++i) ::chdir("..");
+  r.call("chroot_escape", ::chroot("."));
+  r.call("chroot_host_visible", ::open(host_secret.c_str(), O_RDONLY | O_CLOEXEC));
+  r.call("chroot_proc_root", ::open(("/proc/1/root" + host_secret).c_str(), O_RDONLY | O_CLOEXEC));
+}
+
 // exec keeps the profile: the shell reports its own status lines.
 void check_after_exec(Reporter& r) {
   pid_t pid = ::fork();
@@ -231,6 +244,7 @@ TEST_CASE("security: the default profile confines a guest in its root", "[contex
     r.call("abstract_own", abstract_connect(fx.abstract_name + "-inside"));
     ::close(own);
     check_after_exec(r);
+    check_chroot_escape(r, fx.host + "/secret");  // last: it changes the root
   });
   ::close(listener);
   INFO("child error: " << report.error);
@@ -270,6 +284,9 @@ TEST_CASE("security: the default profile confines a guest in its root", "[contex
   CHECK(report.get("exec_Seccomp") == "2");
   CHECK(report.get("exec_unshare") == "denied");
   CHECK(::access((fx.host + "/made-inside").c_str(), F_OK) != 0);
+  CHECK(report.get("chroot_escape") == "OK");  // climbing works, but only to the pivoted root
+  CHECK(report.get("chroot_host_visible") == "ENOENT");
+  CHECK(report.get("chroot_proc_root") != "OK");
 }
 
 TEST_CASE("security: a chosen capability set is the bounding set, unavailable ones are refused", "[context][security]") {
