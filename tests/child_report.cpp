@@ -10,8 +10,11 @@
 #include <chrono>
 #include <cstring>
 #include <exception>
+#include <fstream>
 #include <sstream>
 #include <stdexcept>
+
+#include "os/error.hpp"
 
 namespace vunify::test {
 
@@ -29,6 +32,26 @@ void Reporter::put(const std::string& name, const std::string& value) {
 void Reporter::call(const std::string& name, long rc) {
   int err = errno;
   put(name, rc >= 0 ? "OK" : errno_name(err));
+}
+
+void report_status(Reporter& r, const std::string& prefix) {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("Cap", 0) != 0 && line.rfind("Seccomp:", 0) != 0) continue;
+    size_t colon = line.find(':');
+    r.put(prefix + line.substr(0, colon), line.substr(line.find_first_not_of(" \t", colon + 1)));
+  }
+}
+
+std::string own_status(const std::string& field) {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind(field + ":", 0) == 0) return line.substr(line.find_first_not_of(" \t", field.size() + 1));
+  return "";
+}
+
+void must(long rc, const char* what) {
+  if (rc < 0) os::throw_errno(what, "");
 }
 
 std::string ChildReport::get(const std::string& name) const {

@@ -33,6 +33,13 @@ struct ChildReport {
 // parent reads the report until EOF, then reaps the child; after `timeout_s` it kills it.
 ChildReport run_child(const std::function<void(Reporter&)>& body, int timeout_s = 60);
 
+// Reports this process's Cap* and Seccomp lines of /proc/self/status ("CapBnd" -> hex).
+void report_status(Reporter& r, const std::string& prefix = "");
+// A field of this process's /proc/self/status ("CapBnd"), "" if absent.
+std::string own_status(const std::string& field);
+// Throws os::SysError(errno, what) if rc < 0 (setup steps in a child).
+void must(long rc, const char* what);
+
 // "EPERM" for EPERM, "OK" for 0.
 std::string errno_name(int err);
 

@@ -20,9 +20,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <sstream>
 
-#include "context/capabilities.hpp"
 #include "context/landlock.hpp"
 #include "context/security.hpp"
 #include "os/error.hpp"
@@ -30,13 +28,12 @@
 #include "tests/helpers.hpp"
 
 using vunify::context::SecurityProfile;
+using vunify::test::must;
+using vunify::test::own_status;
+using vunify::test::report_status;
 using vunify::test::Reporter;
 
 namespace {
-
-void must(long rc, const char* what) {
-  if (rc < 0) vunify::os::throw_errno(what, "");
-}
 
 // A root with the host's /usr (read-only) and the usual merged-/usr links, no /dev.
 void make_root_tree(const std::string& root) {
@@ -60,12 +57,6 @@ void pivot_into(const std::string& root) {
   must(::syscall(SYS_pivot_root, ".", "."), "pivot_root");
   must(::umount2(".", MNT_DETACH), "detach old root");
   must(::chdir("/"), "chdir /");
-}
-
-void report_status(Reporter& r, const std::string& prefix) {
-  std::ifstream status("/proc/self/status");
-  for (std::string line; std::getline(status, line);)
-    if (line.rfind("Cap", 0) == 0 || line.rfind("Seccomp:", 0) == 0) r.put(prefix + line.substr(0, line.find(':')), line.substr(line.find_first_not_of(" \t", line.find(':') + 1)));
 }
 
 void check_denied_calls(Reporter& r) {
@@ -198,14 +189,6 @@ void check_after_exec(Reporter& r) {
   r.put("exec_status", std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status)));
 }
 
-// A line of this (the test's) process's /proc/self/status, e.g. "CapBnd".
-std::string own_status(const std::string& field) {
-  std::ifstream status("/proc/self/status");
-  for (std::string line; std::getline(status, line);)
-    if (line.rfind(field + ":", 0) == 0) return line.substr(line.find_first_not_of(" \t", field.size() + 1));
-  return "";
-}
-
 struct Fixture {
   vunify::test::TempDir dir;
   std::string root = dir / "root";
@@ -289,79 +272,6 @@ TEST_CASE("security: the default profile confines a guest in its root", "[contex
   CHECK(report.get("chroot_proc_root") != "OK");
 }
 
-TEST_CASE("security: a chosen capability set is the bounding set, unavailable ones are refused", "[context][security]") {
-  VUNIFY_REQUIRE_ROOT();
-  uint64_t keep = (uint64_t{1} << vunify::context::parse_capability("CAP_CHOWN")) |
-                  (uint64_t{1} << vunify::context::parse_capability("net_bind_service"));
-  vunify::test::TempDir target;
-  auto report = vunify::test::run_child([&](Reporter& r) {
-    // A private mount namespace first: should the drop fail, the mount below stays in it.
-    must(::unshare(CLONE_NEWNS), "unshare");
-    must(::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr), "make private");
-    SecurityProfile profile;
-    profile.capabilities = keep;
-    profile.seccomp = false;
-    profile.landlock = false;
-    vunify::context::apply_security(profile);
-    report_status(r, "");
-    r.call("mount", ::mount("none", target.path().c_str(), "tmpfs", 0, nullptr));  // CAP_SYS_ADMIN is gone
-  });
-  INFO("child error: " << report.error);
-  REQUIRE(report.status == 0);
-  CHECK(report.get("CapBnd") == "0000000000000401");
-  CHECK(report.get("CapEff") == "0000000000000401");
-  CHECK(report.get("CapInh") == "0000000000000000");
-  CHECK(report.get("CapAmb") == "0000000000000000");
-  CHECK(report.get("Seccomp") == "0");
-  CHECK(report.get("mount") == "EPERM");
-
-  // A capability unknown to the kernel (or missing from this process's bounding set): a clear
-  // error, nothing dropped.
-  auto refused = vunify::test::run_child([&](Reporter& r) {
-    SecurityProfile profile;
-    profile.capabilities = vunify::context::default_capabilities() | (uint64_t{1} << 63);
-    try {
-      vunify::context::apply_security(profile);
-      r.put("result", "applied");
-    } catch (const vunify::os::UserError& e) {
-      r.put("result", "refused");
-      r.put("message", e.what());
-    }
-    report_status(r, "");
-  });
-  CHECK(refused.get("result") == "refused");
-  CHECK(refused.get("message").find("bounding set") != std::string::npos);
-  CHECK(refused.get("CapBnd") == own_status("CapBnd"));
-}
-
-TEST_CASE("security: CAP_SYS_BOOT is refused in the host's pid namespace", "[context][security]") {
-  VUNIFY_REQUIRE_ROOT();
-  auto report = vunify::test::run_child([&](Reporter& r) {
-    SecurityProfile profile;
-    profile.capabilities |= uint64_t{1} << vunify::context::parse_capability("SYS_BOOT");
-    try {
-      vunify::context::apply_security(profile);
-      r.put("result", "applied");
-    } catch (const vunify::os::UserError& e) {
-      r.put("result", "refused");
-    }
-    report_status(r, "");
-  });
-  CHECK(report.get("result") == "refused");
-  CHECK(report.get("Seccomp") == "0");
-}
-
-TEST_CASE("security: capability names", "[context][security]") {
-  CHECK(vunify::context::parse_capability("CAP_NET_ADMIN") == 12);
-  CHECK(vunify::context::parse_capability("net_admin") == 12);
-  CHECK(vunify::context::parse_capability("NET_ADMIN") == 12);
-  CHECK(vunify::context::parse_capability("cap_sys_admin") == 21);
-  CHECK_THROWS_AS(vunify::context::parse_capability("CAP_BOGUS"), vunify::os::UserError);
-  CHECK_THROWS_AS(vunify::context::parse_capability("12"), vunify::os::UserError);
-  CHECK_THROWS_AS(vunify::context::parse_capability(""), vunify::os::UserError);
-  CHECK(vunify::context::default_capabilities() == 0xa80425fbULL);
-}
-
 TEST_CASE("security: the spectator reads other processes but cannot signal them", "[context][security]") {
   VUNIFY_REQUIRE_ROOT();
   if (vunify::context::landlock_abi() < 6) {
@@ -388,31 +298,4 @@ TEST_CASE("security: the spectator reads other processes but cannot signal them"
   CHECK(report.get("kill_own_child") == "OK");
   CHECK(guest.alive());
   CHECK(report.get("CapBnd") == own_status("CapBnd"));  // nothing else changed
-}
-
-TEST_CASE("security: with CAP_SYS_BOOT, reboot in the context's pid namespace only ends its init (SIGHUP)", "[context][security]") {
-  VUNIFY_REQUIRE_ROOT();
-  auto report = vunify::test::run_child([&](Reporter& r) {
-    must(::unshare(CLONE_NEWPID | CLONE_NEWNS), "unshare pid+mount namespaces");
-    pid_t init = ::fork();
-    if (init == 0) {
-      SecurityProfile profile;
-      profile.capabilities |= uint64_t{1} << vunify::context::parse_capability("SYS_BOOT");
-      vunify::context::apply_security(profile);
-      struct stat ns {};
-      // Three guards before a real reboot command: PID 1 of a new namespace, not the initial
-      // pid namespace, and apply_security's own refusal above.
-      if (::getpid() == 1 && ::stat("/proc/self/ns/pid", &ns) == 0 && ns.st_ino != 0xEFFFFFFCU)
-        ::syscall(SYS_reboot, LINUX_REBOOT_MAGIC1, LINUX_REBOOT_MAGIC2, LINUX_REBOOT_CMD_RESTART, nullptr);
-      r.call("reboot_returned", -1);
-      _exit(0);
-    }
-    int status = 0;
-    ::waitpid(init, &status, 0);
-    r.put("init_end", WIFSIGNALED(status) ? "signal" + std::to_string(WTERMSIG(status)) : "exit" + std::to_string(WEXITSTATUS(status)));
-  });
-  INFO("child error: " << report.error);
-  REQUIRE(report.status == 0);
-  CHECK(report.get("reboot_returned") == "MISSING");
-  CHECK(report.get("init_end") == "signal" + std::to_string(SIGHUP));
 }
