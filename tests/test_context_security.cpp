@@ -285,6 +285,9 @@ TEST_CASE("security: the spectator reads other processes but cannot signal them"
     std::string first;
     std::getline(status, first);
     r.put("status_read", first.rfind("Name:", 0) == 0 ? "OK" : "FAILED");
+    std::string proc = "/proc/" + std::to_string(guest.pid());
+    r.call("cmdline_read", ::open((proc + "/cmdline").c_str(), O_RDONLY | O_CLOEXEC));
+    r.call("mem_read", ::open((proc + "/mem").c_str(), O_RDONLY | O_CLOEXEC));
     r.call("kill_guest", ::kill(guest.pid(), SIGKILL));
     r.call("kill0_guest", ::kill(guest.pid(), 0));
     check_signals(r, guest.pid());
@@ -295,6 +298,9 @@ TEST_CASE("security: the spectator reads other processes but cannot signal them"
   CHECK(report.get("status_read") == "OK");
   CHECK(report.get("kill_guest") == "EPERM");
   CHECK(report.get("kill0_guest") == "EPERM");
+  CHECK(report.get("ptrace_outside") == "EPERM");
+  CHECK(report.get("cmdline_read") == "OK");
+  CHECK(report.get("mem_read") == "EACCES");  // ptrace-attach mode: a guest's memory stays private
   CHECK(report.get("kill_own_child") == "OK");
   CHECK(guest.alive());
   CHECK(report.get("CapBnd") == own_status("CapBnd"));  // nothing else changed
