@@ -8,6 +8,7 @@
 #include <linux/sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
@@ -189,6 +190,29 @@ void check_after_exec(Reporter& r) {
   r.put("exec_status", std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status)));
 }
 
+// A sealed memfd copy of a binary, as the runtime runs its own init from one.
+int sealed_copy(const char* path) {
+  int fd = ::memfd_create("vunify-test-init", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  std::string bytes = vunify::test::read_file(path);
+  if (fd < 0 || ::write(fd, bytes.data(), bytes.size()) != static_cast<ssize_t>(bytes.size()) ||
+      ::fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) != 0)
+    vunify::os::throw_errno("memfd copy of", path);
+  return fd;
+}
+
+// execveat of that copy still works under the profile (the memfd is on an internal mount).
+void check_memfd_exec(Reporter& r, int memfd) {
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    char* argv[] = {const_cast<char*>("true"), nullptr};
+    ::syscall(SYS_execveat, memfd, "", argv, environ, AT_EMPTY_PATH);
+    _exit(errno);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  r.put("memfd_exec", WIFEXITED(status) ? vunify::test::errno_name(WEXITSTATUS(status)) : "signal");
+}
+
 struct Fixture {
   vunify::test::TempDir dir;
   std::string root = dir / "root";
@@ -214,6 +238,7 @@ TEST_CASE("security: the default profile confines a guest in its root", "[contex
   auto report = vunify::test::run_child([&](Reporter& r) {
     int host_dir = ::open(fx.host.c_str(), O_RDONLY | O_DIRECTORY);  // leaked on purpose
     int pty = ::posix_openpt(O_RDWR | O_NOCTTY);
+    int memfd = sealed_copy("/usr/bin/true");
     if (host_dir < 0 || pty < 0 || ::grantpt(pty) != 0 || ::unlockpt(pty) != 0) vunify::os::throw_errno("setup", fx.host);
     pivot_into(fx.root);
     vunify::context::apply_security(SecurityProfile{});
@@ -227,6 +252,7 @@ TEST_CASE("security: the default profile confines a guest in its root", "[contex
     r.call("abstract_own", abstract_connect(fx.abstract_name + "-inside"));
     ::close(own);
     check_after_exec(r);
+    check_memfd_exec(r, memfd);
     check_chroot_escape(r, fx.host + "/secret");  // last: it changes the root
   });
   ::close(listener);
@@ -266,6 +292,7 @@ TEST_CASE("security: the default profile confines a guest in its root", "[contex
   CHECK(report.get("exec_CapAmb") == "0000000000000000");
   CHECK(report.get("exec_Seccomp") == "2");
   CHECK(report.get("exec_unshare") == "denied");
+  CHECK(report.get("memfd_exec") == "OK");
   CHECK(::access((fx.host + "/made-inside").c_str(), F_OK) != 0);
   CHECK(report.get("chroot_escape") == "OK");  // climbing works, but only to the pivoted root
   CHECK(report.get("chroot_host_visible") == "ENOENT");
