@@ -38,15 +38,6 @@ constexpr int kRulePathBeneath = 1;
 constexpr uint64_t kScopeAbstractUnixSocket = 1ULL << 0;
 constexpr uint64_t kScopeSignal = 1ULL << 1;
 
-// Filesystem rights by ABI: 13 in ABI 1 (EXECUTE .. MAKE_SYM), REFER in 2, TRUNCATE in 3,
-// IOCTL_DEV in 5; ABI 4 (network), 6 (scopes) and 7 (audit logging) add none.
-uint64_t fs_rights(int abi) {
-  if (abi >= 5) return (1ULL << 16) - 1;
-  if (abi >= 3) return (1ULL << 15) - 1;
-  if (abi >= 2) return (1ULL << 14) - 1;
-  return (1ULL << 13) - 1;
-}
-
 os::unique_fd create_ruleset(const RulesetAttr& attr) {
   long fd = ::syscall(SYS_landlock_create_ruleset, &attr, sizeof attr, 0);
   if (fd < 0) os::throw_errno("landlock: create ruleset", "");
@@ -65,6 +56,11 @@ void restrict_self(int ruleset_fd) {
 
 }  // namespace
 
+LandlockRights landlock_rights(int abi) {
+  uint64_t fs = abi >= 5 ? (1ULL << 16) - 1 : abi >= 3 ? (1ULL << 15) - 1 : abi >= 2 ? (1ULL << 14) - 1 : (1ULL << 13) - 1;
+  return {abi >= 1 ? fs : 0, abi >= 6 ? kScopeSignal | kScopeAbstractUnixSocket : 0};
+}
+
 int landlock_abi() {
   long abi = ::syscall(SYS_landlock_create_ruleset, nullptr, 0, kCreateRulesetVersion);
   return abi < 0 ? 0 : static_cast<int>(abi);
@@ -79,7 +75,8 @@ void landlock_confine_beneath(int root_dir_fd) {
   }
   if (abi < 6)
     fmt::print(stderr, "vunify: warning: Landlock ABI {} < 6: signals and abstract unix sockets are not scoped to the context\n", abi);
-  RulesetAttr attr{fs_rights(abi), 0, abi >= 6 ? kScopeSignal | kScopeAbstractUnixSocket : 0};
+  LandlockRights rights = landlock_rights(abi);
+  RulesetAttr attr{rights.fs, 0, rights.scoped};
   os::unique_fd ruleset = create_ruleset(attr);
   allow_beneath(ruleset.get(), root_dir_fd, attr.handled_access_fs);
   restrict_self(ruleset.get());

@@ -133,3 +133,33 @@ TEST_CASE("landlock: a guest on its FUSE view works beneath its root, the pool's
   CHECK(::access((backing + "/planted").c_str(), F_OK) != 0);
   CHECK(vunify::test::content_of(root + "/var/lib/newdir/moved") == "");
 }
+
+TEST_CASE("landlock: the domain handles every filesystem right of the kernel's ABI, older ABIs get less", "[context][security][landlock]") {
+  using vunify::context::landlock_rights;
+  CHECK(landlock_rights(1).fs == 0x1fff);
+  CHECK(landlock_rights(2).fs == 0x3fff);
+  CHECK(landlock_rights(4).fs == 0x7fff);
+  CHECK(landlock_rights(5).fs == 0xffff);
+  CHECK(landlock_rights(5).scoped == 0);
+  CHECK(landlock_rights(7).scoped == 3);  // signals and abstract unix sockets
+  int abi = vunify::context::landlock_abi();
+  if (abi == 0) {
+    WARN("skipped against the kernel: no Landlock");
+    return;
+  }
+  // The kernel takes exactly these rights: one more filesystem bit or scope is unknown to it.
+  struct {
+    uint64_t fs, net, scoped;
+  } attr{landlock_rights(abi).fs, 0, landlock_rights(abi).scoped};
+  long fd = ::syscall(SYS_landlock_create_ruleset, &attr, sizeof attr, 0);
+  CHECK(fd >= 0);
+  if (fd >= 0) ::close(static_cast<int>(fd));
+  attr.fs = (attr.fs << 1) | 1;
+  CHECK(::syscall(SYS_landlock_create_ruleset, &attr, sizeof attr, 0) == -1);
+  CHECK(errno == EINVAL);
+  if (abi >= 6) {
+    attr = {landlock_rights(abi).fs, 0, (landlock_rights(abi).scoped << 1) | 1};
+    CHECK(::syscall(SYS_landlock_create_ruleset, &attr, sizeof attr, 0) == -1);
+    CHECK(errno == EINVAL);
+  }
+}
