@@ -74,9 +74,10 @@ int parse_capability(std::string_view name) {
   std::string lower;
   for (char c : name) lower += static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
   if (lower.rfind("cap_", 0) != 0) lower = "cap_" + lower;
+  // cap_from_name also takes numbers and the first of a list ("chown,kill"): only an exact,
+  // whole name is a capability here.
   cap_value_t value = 0;
-  bool digits_only = lower.size() > 4 && lower.find_first_not_of("0123456789", 4) == std::string::npos;
-  if (digits_only || cap_from_name(lower.c_str(), &value) != 0 || value < 0 || value >= 64)
+  if (cap_from_name(lower.c_str(), &value) != 0 || value < 0 || value >= 64 || cap_name(value) != lower)
     throw os::UserError(fmt::format("unknown capability '{}' (expected a name such as CAP_NET_ADMIN or net_admin)", name));
   return static_cast<int>(value);
 }

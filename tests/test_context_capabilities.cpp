@@ -33,6 +33,10 @@ TEST_CASE("security: capability names", "[context][security]") {
   CHECK_THROWS_AS(vunify::context::parse_capability("CAP_BOGUS"), vunify::os::UserError);
   CHECK_THROWS_AS(vunify::context::parse_capability("12"), vunify::os::UserError);
   CHECK_THROWS_AS(vunify::context::parse_capability(""), vunify::os::UserError);
+  CHECK_THROWS_AS(vunify::context::parse_capability("cap_chown,cap_kill"), vunify::os::UserError);
+  CHECK_THROWS_AS(vunify::context::parse_capability("chown "), vunify::os::UserError);
+  CHECK_THROWS_AS(vunify::context::parse_capability("all"), vunify::os::UserError);
+  CHECK(vunify::context::parse_capability("Checkpoint_Restore") == 40);
   CHECK(vunify::context::default_capabilities() == 0xa80425fbULL);
 }
 
