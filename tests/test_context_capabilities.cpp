@@ -4,6 +4,7 @@
 #include <linux/reboot.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/capability.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -14,6 +15,7 @@
 #include <cstdint>
 #include <string>
 
+#include "context/landlock.hpp"
 #include "context/security.hpp"
 #include "os/error.hpp"
 #include "tests/child_report.hpp"
@@ -127,4 +129,32 @@ TEST_CASE("security: with CAP_SYS_BOOT, reboot in the context's pid namespace on
   REQUIRE(report.status == 0);
   CHECK(report.get("reboot_returned") == "MISSING");
   CHECK(report.get("init_end") == "signal" + std::to_string(SIGHUP));
+}
+
+TEST_CASE("security: a failing step is named (Landlock without CAP_SYS_ADMIN nor no_new_privs)", "[context][security]") {
+  VUNIFY_REQUIRE_ROOT();
+  auto report = vunify::test::run_child([&](Reporter& r) {
+    cap_t caps = cap_get_proc();
+    cap_value_t admin = CAP_SYS_ADMIN;
+    if (!caps || cap_set_flag(caps, CAP_EFFECTIVE, 1, &admin, CAP_CLEAR) != 0 || cap_set_proc(caps) != 0)
+      vunify::os::throw_errno("drop CAP_SYS_ADMIN from the effective set", "");
+    cap_free(caps);
+    try {
+      vunify::context::apply_security(SecurityProfile{});
+      r.put("result", "applied");
+    } catch (const vunify::os::SysError& e) {
+      r.put("result", vunify::test::errno_name(e.err()));
+      r.put("message", e.what());
+    }
+    report_status(r, "");
+  });
+  INFO("child error: " << report.error);
+  REQUIRE(report.status == 0);
+  if (vunify::context::landlock_abi() == 0) {
+    CHECK(report.get("message").find("seccomp") != std::string::npos);
+  } else {
+    CHECK(report.get("result") == "EPERM");
+    CHECK(report.get("message").find("landlock: restrict self") != std::string::npos);
+  }
+  CHECK(report.get("CapBnd") == own_status("CapBnd"));  // nothing dropped after the failure
 }
