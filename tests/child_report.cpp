@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -84,9 +85,12 @@ int wait_status(pid_t pid) {
 ChildReport run_child(const std::function<void(Reporter&)>& body, int timeout_s) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+  pid_t parent = ::getpid();
   pid_t pid = ::fork();
   if (pid < 0) throw std::runtime_error("fork failed");
   if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive a test binary that was killed
+    if (::getppid() != parent) _exit(5);
     ::close(fds[0]);
     for (int sig : {SIGSEGV, SIGABRT, SIGBUS, SIGILL, SIGFPE}) ::signal(sig, SIG_DFL);  // not the test framework's
     Reporter reporter(fds[1]);
@@ -122,9 +126,13 @@ ChildReport run_child(const std::function<void(Reporter&)>& body, int timeout_s)
   return report;
 }
 
-Sleeper::Sleeper() : pid_(::fork()) {
+Sleeper::Sleeper() {
+  pid_t parent = ::getpid();
+  pid_ = ::fork();
   if (pid_ < 0) throw std::runtime_error("fork failed");
   if (pid_ == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) _exit(0);
     for (;;) ::pause();
   }
 }
