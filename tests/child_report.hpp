@@ -31,7 +31,7 @@ struct ChildReport {
 
 // Forks; the child runs `body` and exits 0 (3 after an exception, reported as `error`). The
 // parent reads the report until EOF, then reaps the child; after `timeout_s` it kills it.
-ChildReport run_child(const std::function<void(Reporter&)>& body, int timeout_s = 60);
+ChildReport run_child(const std::function<void(Reporter&)>& body, int timeout_s = 120);
 
 // Reports this process's Cap* and Seccomp lines of /proc/self/status ("CapBnd" -> hex).
 void report_status(Reporter& r, const std::string& prefix = "");
