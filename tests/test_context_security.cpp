@@ -6,6 +6,7 @@
 #include <linux/perf_event.h>
 #include <linux/reboot.h>
 #include <linux/sched.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -100,6 +101,11 @@ void check_denied_calls(Reporter& r) {
   if (pid == 0) _exit(0);
   if (pid > 0) ::waitpid(static_cast<pid_t>(pid), nullptr, 0);
   r.call("clone3", pid);
+  // Threads still start: libc falls back from clone3 (ENOSYS) to clone.
+  pthread_t thread{};
+  int err = ::pthread_create(&thread, nullptr, [](void*) -> void* { return nullptr; }, nullptr);
+  if (err == 0) ::pthread_join(thread, nullptr);
+  r.put("pthread_create", vunify::test::errno_name(err));
 }
 
 void check_terminal(Reporter& r, int tty) {
@@ -271,6 +277,7 @@ TEST_CASE("security: the default profile confines a guest in its root", "[contex
     CHECK(report.get(call) == "EPERM");
   }
   CHECK(report.get("clone3") == "ENOSYS");
+  CHECK(report.get("pthread_create") == "OK");
   CHECK(report.get("kill_outside") == "EPERM");
   CHECK(report.get("kill0_outside") == "EPERM");
   CHECK(report.get("ptrace_outside") == "EPERM");
