@@ -9,12 +9,15 @@
 #include <sched.h>
 #include <seccomp.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <initializer_list>
 #include <memory>
 
 #include "os/error.hpp"
+#include "os/unique_fd.hpp"
 
 namespace vunify::context {
 namespace {
@@ -104,6 +107,17 @@ unique_filter build(uint64_t caps) {
 }
 
 }  // namespace
+
+std::string describe_seccomp(uint64_t capabilities) {
+  unique_filter ctx = build(capabilities);
+  os::unique_fd memfd(::memfd_create("vunify-seccomp-pfc", MFD_CLOEXEC));
+  if (!memfd) os::throw_errno("seccomp: memfd_create", "");
+  check(seccomp_export_pfc(ctx.get(), memfd.get()), "export pfc");
+  std::string text;
+  char buf[8192];
+  for (ssize_t n; (n = ::pread(memfd.get(), buf, sizeof buf, static_cast<off_t>(text.size()))) > 0;) text.append(buf, static_cast<size_t>(n));
+  return text;
+}
 
 void apply_seccomp(uint64_t capabilities) {
   unique_filter ctx = build(capabilities);

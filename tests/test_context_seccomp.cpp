@@ -114,3 +114,22 @@ TEST_CASE("seccomp: a profile keeping CAP_SYS_ADMIN may mount and unshare, as in
   CHECK(report.get("keyctl") == "EPERM");
   CHECK(report.get("init_module") == "EPERM");
 }
+
+TEST_CASE("seccomp: the filter has a section for each x86 ABI (x86_64, i386, x32)", "[context][security][seccomp]") {
+#if defined(__x86_64__)
+  std::string pfc = vunify::context::describe_seccomp(vunify::context::default_capabilities());
+  CHECK(pfc.find("# filter for arch x86_64 ") != std::string::npos);
+  CHECK(pfc.find("# filter for arch x86 ") != std::string::npos);
+  CHECK(pfc.find("# filter for arch x32 ") != std::string::npos);
+  // unshare by its number in each: 272, i386 310, x32 0x40000000 + 272.
+  CHECK(pfc.find("\"unshare\" (272)") != std::string::npos);
+  CHECK(pfc.find("\"unshare\" (310)") != std::string::npos);
+  CHECK(pfc.find("\"unshare\" (1073742096)") != std::string::npos);
+  CHECK(pfc.find("\"open_by_handle_at\"") != std::string::npos);
+  std::string admin = vunify::context::describe_seccomp(vunify::context::default_capabilities() | (uint64_t{1} << vunify::context::parse_capability("SYS_ADMIN")));
+  CHECK(admin.find("\"unshare\"") == std::string::npos);
+  CHECK(admin.find("\"open_by_handle_at\"") != std::string::npos);
+#else
+  WARN("skipped: the multi-ABI check is for x86_64 hosts");
+#endif
+}
