@@ -11,6 +11,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <string>
 
 #include "context/security.hpp"
@@ -34,7 +35,7 @@ class TestCgroup {
   }
   ~TestCgroup() {
     dir_.reset();
-    ::rmdir(path_.c_str());
+    for (int i = 0; i < 50 && ::rmdir(path_.c_str()) != 0 && errno == EBUSY; ++i) ::usleep(20000);  // a task still leaving
   }
   TestCgroup(const TestCgroup&) = delete;
   TestCgroup& operator=(const TestCgroup&) = delete;
