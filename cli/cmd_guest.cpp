@@ -22,7 +22,7 @@ void list(Globals& g) {
   if (g.json) {
     nlohmann::json out = nlohmann::json::array();
     for (const auto& x : guests)
-      out.push_back({{"name", x.name}, {"created_ns", x.created_ns}, {"template", x.template_name}, {"mounted", x.mounted}});
+      out.push_back({{"name", x.name}, {"created_ns", x.created_ns}, {"template", x.template_name}, {"mounted", x.mounted}, {"stale_mount", x.stale}});
     fmt::print("{}\n", out.dump(2));
     return;
   }
@@ -33,7 +33,7 @@ void list(Globals& g) {
   fmt::print("{:<24} {:<20} {:<16} {}\n", "NAME", "CREATED", "TEMPLATE", "STATE");
   for (const auto& x : guests)
     fmt::print("{:<24} {:<20} {:<16} {}\n", x.name, human_time_ns(x.created_ns), x.template_name.empty() ? "-" : x.template_name,
-               x.mounted ? "mounted" : "-");
+               x.mounted ? "mounted" : x.stale ? "dead daemon (stale mount; 'vunify mount' or 'umount' clears it)" : "-");
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "cli/commands.hpp"
+#include "cli/options.hpp"
 #include "fs/mount_control.hpp"
 
 namespace vunify::cli {
@@ -33,7 +34,11 @@ void add_mount_commands(CLI::App& app, Globals& g) {
                   "With --dev, serve block device nodes too (a guest root could then read and write disks)")
       ->needs(dev);
   mount->callback([&g, args] {
+    check_names_or_all(args->names, args->all, "mount");
     args->options.passthrough = !args->no_passthrough;
+    if (args->no_passthrough) args->options.given.push_back("--no-passthrough");
+    if (args->options.allow_devices) args->options.given.push_back("--dev");
+    if (args->options.allow_block_devices) args->options.given.push_back("--allow-block-devices");
     fs::mount_guests(g.pool, args->names, args->all, args->options);
   });
 
@@ -41,7 +46,10 @@ void add_mount_commands(CLI::App& app, Globals& g) {
   umount->add_option("NAME", args->names, "Guests to unmount");
   umount->add_flag("--all", args->all, "Unmount every mounted guest");
   umount->add_flag("--lazy", args->lazy, "Detach busy views (they go away when no longer used)");
-  umount->callback([&g, args] { fs::umount_guests(g.pool, args->names, args->all, args->lazy); });
+  umount->callback([&g, args] {
+    check_names_or_all(args->names, args->all, "umount");
+    fs::umount_guests(g.pool, args->names, args->all, args->lazy);
+  });
 }
 
 }  // namespace vunify::cli

@@ -81,8 +81,11 @@ void add_store_commands(CLI::App& app, Globals& g) {
   gc->callback([&g, dry] {
     unify::Pool pool(g.pool, unify::Access::Write);
     auto r = unify::Store(pool).gc(*dry);
-    fmt::print("{}{} unused objects removed ({}), {} kept\n", *dry ? "dry run: " : "", r.removed, human_bytes(r.bytes_freed),
-               r.kept);
+    if (*dry)
+      fmt::print("dry run: would remove {} unused objects ({}), {} kept; nothing was changed\n", r.removed,
+                 human_bytes(r.bytes_freed), r.kept);
+    else
+      fmt::print("{} unused objects removed ({}), {} kept\n", r.removed, human_bytes(r.bytes_freed), r.kept);
   });
 
   auto* verify = app.add_subcommand("verify", "Re-hash every store object; exit 3 if any changed");
@@ -103,7 +106,7 @@ void add_store_commands(CLI::App& app, Globals& g) {
   auto* fsck = app.add_subcommand("fsck", "Check the index against the trees; --repair rebuilds what is wrong");
   fsck->add_flag("--repair", *repair, "Fix what is found (the index is a cache of the trees)");
   fsck->callback([&g, repair] {
-    unify::Pool pool(g.pool, unify::Access::Write);
+    unify::Pool pool(g.pool, *repair ? unify::Access::Repair : unify::Access::Write);
     auto r = unify::fsck(pool, *repair);
     if (r.recovered) fmt::print("recovered {} leftovers of an interrupted run\n", r.recovered);
     for (const auto& p : r.problems) fmt::print("problem: {}\n", p);

@@ -5,6 +5,8 @@
 
 #include "cli/commands.hpp"
 #include "cli/format.hpp"
+#include "cli/options.hpp"
+#include "os/error.hpp"
 #include "unify/archive.hpp"
 #include "unify/provision.hpp"
 #include "unify/templates.hpp"
@@ -15,6 +17,7 @@ namespace {
 
 struct TemplateArgs {
   std::string name, file, guest, dst;
+  std::vector<std::string> names;
   bool force = false;
   unify::ImportLimits limits;
   unify::DebootstrapOptions deb;
@@ -50,7 +53,7 @@ void add_import(CLI::App* tpl, Globals& g, std::shared_ptr<TemplateArgs> a) {
   cmd->add_flag("--allow-devices", a->limits.allow_devices,
                 "Import every device node (default: only null zero full random urandom tty console ptmx)");
   cmd->add_option("--max-size", a->limits.max_bytes, "Refuse archives whose files hold more than this (e.g. 64G)")
-      ->transform(CLI::AsSizeValue(false));
+      ->transform(size_value());
   cmd->add_option("--max-entries", a->limits.max_entries, "Refuse archives with more entries than this");
   cmd->add_option("--max-ratio", a->limits.max_ratio, "Refuse archives expanding more than this many times")
       ->check(CLI::PositiveNumber);
@@ -65,7 +68,7 @@ void add_build(CLI::App* tpl, Globals& g, std::shared_ptr<TemplateArgs> a) {
   cmd->add_option("NAME", a->name, "Template name")->required();
   cmd->add_option("--debootstrap", a->deb.suite, "Debian suite (e.g. bookworm)")->required();
   cmd->add_option("--variant", a->deb.variant, "debootstrap variant");
-  cmd->add_option("--include", a->deb.include, "Extra packages")->delimiter(',');
+  cmd->add_option("--include", a->deb.include, "Extra packages (PKG,PKG,...; or repeat the flag)")->delimiter(',')->allow_extra_args(false);
   cmd->add_option("--mirror", a->deb.mirror, "Mirror URL (default: debootstrap's)");
   cmd->callback([&g, a] {
     unify::Pool pool(g.pool, unify::Access::Write);
@@ -100,13 +103,17 @@ void add_template_group(CLI::App& app, Globals& g, std::shared_ptr<TemplateArgs>
   ls->add_flag("--json", g.json, "Machine-readable output");
   ls->callback([&g] { list_templates(g); });
 
-  auto* rm = tpl->add_subcommand("rm", "Remove a template (refused while guests use it, unless --force)");
-  rm->add_option("NAME", a->name, "Template name")->required();
-  rm->add_flag("--force", a->force, "Remove even if guests were made from it (their files stay)");
+  auto* rm = tpl->add_subcommand("rm", "Remove templates (refused while guests use them, unless --force)");
+  rm->add_option("NAME", a->names, "Template names")->required();
+  rm->add_flag("--force", a->force, "Remove even if guests were made from them (their files stay)");
   rm->callback([&g, a] {
     unify::Pool pool(g.pool, unify::Access::Write);
-    unify::remove_template(pool, a->name, a->force);
-    fmt::print("template {} removed\n", a->name);
+    for (const auto& name : a->names)  // all known before any goes
+      if (!unify::has_template(pool, name)) throw os::UserError(fmt::format("no template named '{}'; nothing removed", name));
+    for (const auto& name : a->names) {
+      unify::remove_template(pool, name, a->force);
+      fmt::print("template {} removed\n", name);
+    }
   });
 }
 

@@ -4,6 +4,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/format.hpp"
+#include "cli/options.hpp"
 #include "os/error.hpp"
 #include "unify/unifier.hpp"
 
@@ -45,15 +46,23 @@ nlohmann::json to_json(const unify::UnifyReport& r) {
 
 void print_report(const unify::UnifyReport& r, bool dry_run) {
   for (const auto& w : r.warnings) fmt::print(stderr, "warning: {}\n", w);
-  fmt::print("{}{} files linked into {} new objects, {} saved ({} guests, {} files scanned, {} already shared, {} read, "
-             "{:.2f} s)\n",
-             dry_run ? "dry run: would link " : "", r.files_linked, r.objects_created, human_bytes(r.bytes_saved), r.guests,
-             r.files_scanned, r.already_shared, human_bytes(r.bytes_read), r.seconds);
-  if (r.link_groups) fmt::print("{} hard-link groups of a guest unified as one file each\n", r.link_groups);
+  if (dry_run)
+    fmt::print("dry run: would link {} files to store objects ({} new), saving {} ({} guests, {} files scanned, {} "
+               "already shared, {} read, {:.2f} s)\n",
+               r.files_linked, r.objects_created, human_bytes(r.bytes_saved), r.guests, r.files_scanned, r.already_shared,
+               human_bytes(r.bytes_read), r.seconds);
+  else
+    fmt::print("{} files linked to store objects ({} new), {} saved ({} guests, {} files scanned, {} already "
+               "shared, {} read, {:.2f} s)\n",
+               r.files_linked, r.objects_created, human_bytes(r.bytes_saved), r.guests, r.files_scanned, r.already_shared,
+               human_bytes(r.bytes_read), r.seconds);
+  if (r.link_groups)
+    fmt::print("{} hard-link groups of a guest {} as one file each\n", r.link_groups, dry_run ? "would be unified" : "unified");
   if (r.skipped_hardlinks)
     fmt::print("{} files with hard links reaching outside their guest left alone\n", r.skipped_hardlinks);
   if (r.collisions) fmt::print("{} hash collisions with different bytes kept apart\n", r.collisions);
   if (r.changed_during_run) fmt::print("{} files changed during the run and were left alone\n", r.changed_during_run);
+  if (dry_run) fmt::print("dry run: nothing was changed\n");
 }
 
 }  // namespace
@@ -64,24 +73,30 @@ void add_unify_command(CLI::App& app, Globals& g) {
   cmd->add_option("NAME", args->guests, "Guests to unify (with each other and the store)");
   cmd->add_flag("--all", args->all, "Unify every guest in the pool");
   cmd->add_flag("--ignore-mtime", args->opts.ignore_mtime, "Leave mtime out of the key; linked files take the object's mtime");
-  cmd->add_option("--min-size", args->opts.min_size, "Leave files smaller than this many bytes alone")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--min-size", args->opts.min_size, "Leave files smaller than this alone (bytes, or with a unit: 4K, 1M, 2GiB)")
+      ->transform(size_value());
   cmd->add_option("--exclude", args->opts.excludes,
-                  "Glob of files to leave alone (with '/': path from the guest root, else the file name); repeatable");
+                  "Glob of files to leave alone (with '/': path from the guest root, else the file name); repeat the "
+                  "flag for more")
+      ->allow_extra_args(false);
   cmd->add_flag("--dry-run", args->opts.dry_run, "Report what would be linked, change nothing");
   cmd->add_option("--threads", args->opts.threads, "Reader threads (hash + compare) and walkers (0: 16, or twice the cores if more)");
   cmd->add_flag("--json", g.json, "Machine-readable summary");
   cmd->callback([&g, args] {
-    if (args->all == !args->guests.empty()) throw os::UserError("name the guests to unify, or give --all");
+    check_names_or_all(args->guests, args->all, "unify");
     unify::Pool pool(g.pool, unify::Access::Write);
     ProgressLine progress;
     args->opts.guests = args->guests;
     args->opts.progress = [&progress](const std::string& line) { progress.update(line); };
     unify::UnifyReport report = unify::unify(pool, args->opts);
     progress.finish();
-    if (g.json)
-      fmt::print("{}\n", to_json(report).dump(2));
-    else
+    if (g.json) {
+      nlohmann::json out = to_json(report);
+      out["dry_run"] = args->opts.dry_run;
+      fmt::print("{}\n", out.dump(2));
+    } else {
       print_report(report, args->opts.dry_run);
+    }
   });
 }
 

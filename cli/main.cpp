@@ -28,7 +28,8 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help and --version exit 0; every parse error is bad input (2), as the README says.
+    return app.exit(e) == 0 ? 0 : 2;
   } catch (const cli::ExitStatus& e) {
     return e.code;
   } catch (const os::UserError& e) {

@@ -170,6 +170,7 @@ MountState mount_state(const std::string& mountpoint) {
 
 void mount_guests(const std::string& pool_root, std::vector<std::string> names, bool all, const MountOptions& options) {
   std::vector<Plan> plans;
+  std::vector<std::string> not_applied;  // already mounted while options were given
   bool repair = false;
   {
     unify::Pool pool(pool_root, unify::Access::Read);
@@ -186,6 +187,7 @@ void mount_guests(const std::string& pool_root, std::vector<std::string> names, 
     MountState state = mount_state(mnt);
     if (state == MountState::Live) {
       fmt::print("guest {} is already mounted at {}\n", name, mnt);
+      if (!options.given.empty()) not_applied.push_back(name);
       continue;
     }
     if (state == MountState::Stale) {
@@ -212,6 +214,14 @@ void mount_guests(const std::string& pool_root, std::vector<std::string> names, 
   for (const Plan& plan : plans) {
     start_daemon(plan);
     fmt::print("guest {} mounted at {}\n", plan.name, plan.view.mountpoint);
+  }
+  if (!not_applied.empty()) {
+    std::string opts, guests;
+    for (const auto& o : options.given) opts += (opts.empty() ? "" : " ") + o;
+    for (const auto& n : not_applied) guests += (guests.empty() ? "" : ", ") + n;
+    throw UserError(fmt::format("{} not applied to {} (already mounted with its own options): unmount first "
+                                "('vunify umount NAME') to mount with new options",
+                                opts, guests));
   }
 }
 

@@ -11,6 +11,7 @@ struct MountOptions {
   bool passthrough = true;     // --no-passthrough turns kernel passthrough off
   bool allow_devices = false;  // mount without nodev
   bool allow_block_devices = false;  // and serve block device nodes (a guest could write a disk)
+  std::vector<std::string> given;  // options given on the command line (named when not applied)
 };
 
 enum class MountState { NotMounted, Live, Stale };
@@ -18,7 +19,9 @@ enum class MountState { NotMounted, Live, Stale };
 MountState mount_state(const std::string& mountpoint);
 
 // Mounts each guest (all guests if `names` is empty and `all`); prints one line per guest.
-// Returns once every mount is live. Throws UserError for unknown guests or a failed daemon.
+// Returns once every mount is live. Throws UserError for unknown guests or a failed daemon,
+// and (after mounting the others) when `options.given` could not be applied to a guest that
+// was already mounted.
 void mount_guests(const std::string& pool_root, std::vector<std::string> names, bool all, const MountOptions& options);
 
 // Unmounts each guest (stale mounts lazily). With `lazy`, a busy mount is detached.

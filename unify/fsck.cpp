@@ -11,7 +11,9 @@
 
 #include "os/error.hpp"
 #include "os/walk.hpp"
+#include "unify/fsck_records.hpp"
 #include "unify/guests.hpp"
+#include "unify/index_rebuild.hpp"
 #include "unify/link_groups.hpp"
 #include "unify/object_set.hpp"
 #include "unify/store.hpp"
@@ -168,16 +170,30 @@ void check_templates(Pool& pool, bool repair, FsckReport& r) {
   }
 }
 
+// A Repair open replaced a missing or damaged index by an empty one: fill it from the trees.
+void rebuild_replaced_index(Pool& pool, FsckReport& r) {
+  if (pool.index_replaced().empty()) return;
+  r.problems.push_back(pool.index_replaced());
+  if (!pool.index_set_aside().empty()) r.repaired.push_back(fmt::format("moved the damaged index to {}", pool.index_set_aside()));
+  RebuildReport rb = rebuild_index(pool);
+  r.repaired.push_back(fmt::format("rebuilt the index from the trees: {} objects, {} guests, {} templates", rb.objects, rb.guests,
+                                   rb.templates));
+  for (const std::string& n : rb.notes) r.problems.push_back(n);
+}
+
 }  // namespace
 
 FsckReport fsck(Pool& pool, bool repair) {
   FsckReport r;
   r.recovered = pool.recovered();
+  rebuild_replaced_index(pool, r);
   check_guests(pool, repair, r);
   check_objects(pool, repair, r);
   check_temp_entries(pool, repair, r);
   check_link_groups(pool, repair, r);
+  check_template_trees(pool, repair, r);
   check_templates(pool, repair, r);
+  check_guest_records(pool, repair, r);
   pool.index().exec("DELETE FROM files WHERE guest NOT IN (SELECT name FROM guests)");
   return r;
 }

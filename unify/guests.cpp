@@ -9,6 +9,7 @@
 
 #include "os/error.hpp"
 #include "os/walk.hpp"
+#include "unify/outside_pool.hpp"
 
 namespace vunify::unify {
 
@@ -21,6 +22,7 @@ std::vector<GuestInfo> list_guests(Pool& pool) {
   while (s.step()) {
     GuestInfo g{s.col_text(0), s.col_int(1), s.col_text(2), false};
     g.mounted = pool.guest_mounted(g.name);
+    g.stale = !g.mounted && pool.mount_stale(g.name);
     out.push_back(std::move(g));
   }
   return out;
@@ -51,6 +53,7 @@ void check_new_guest(Pool& pool, const std::string& name) {
 
 os::TreeCopyStats add_guest(Pool& pool, const std::string& name, const std::string& from, bool move) {
   check_new_guest(pool, name);
+  check_outside_pool(pool, from, "source");
   int sfd = ::open(from.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (sfd < 0) {
     if (errno == ENOTDIR) throw UserError(fmt::format("{} is not a directory", from));

@@ -13,7 +13,8 @@ struct GuestInfo {
   std::string name;
   int64_t created_ns = 0;
   std::string template_name;
-  bool mounted = false;
+  bool mounted = false;  // a live view
+  bool stale = false;    // the mount of a view daemon that died
 };
 
 std::vector<GuestInfo> list_guests(Pool& pool);

@@ -11,9 +11,15 @@ namespace vunify::unify {
 
 namespace {
 
+bool damaged(sqlite3* db) {
+  int rc = sqlite3_errcode(db);
+  return rc == SQLITE_NOTADB || rc == SQLITE_CORRUPT;
+}
+
 // SQLite's message plus the system errno behind it ("disk I/O error" alone says little).
 std::string describe(sqlite3* db, std::string msg) {
   if (sqlite3_errcode(db) == SQLITE_FULL) msg += " (the pool's filesystem is full)";
+  if (damaged(db)) msg += " (the index is damaged: 'vunify fsck --repair' rebuilds it from the trees)";
   if (int sys = sqlite3_system_errno(db)) msg += fmt::format(" ({})", std::strerror(sys));
   return msg;
 }
@@ -115,10 +121,23 @@ Index::Index(const std::string& path, bool create) : path_(path) {
     throw std::runtime_error(fmt::format("cannot open index {}: {}", path, msg));
   }
   sqlite3_busy_timeout(db_, 30000);
-  exec("PRAGMA journal_mode=WAL");
-  exec("PRAGMA synchronous=NORMAL");
-  exec("PRAGMA foreign_keys=ON");
-  migrate();
+  try {
+    exec("PRAGMA journal_mode=WAL");
+    exec("PRAGMA synchronous=NORMAL");
+    exec("PRAGMA foreign_keys=ON");
+    if (!create && schema_version() == 0) throw IndexDamaged(fmt::format("index {} has no schema (empty file)", path));
+    migrate();
+  } catch (const IndexDamaged&) {
+    sqlite3_close(db_);
+    db_ = nullptr;
+    throw;
+  } catch (const std::exception& e) {
+    bool bad = damaged(db_);
+    sqlite3_close(db_);
+    db_ = nullptr;
+    if (bad) throw IndexDamaged(e.what());
+    throw;
+  }
 }
 
 Index::~Index() { sqlite3_close(db_); }

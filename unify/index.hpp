@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 
@@ -32,11 +33,19 @@ class Stmt {
   sqlite3_stmt* stmt_ = nullptr;
 };
 
+// The index file is not a usable database (not SQLite, corrupt, or without a schema): the
+// trees are intact, and `vunify fsck --repair` rebuilds the index from them.
+class IndexDamaged : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 class Index {
  public:
   static constexpr int kSchemaVersion = 1;
 
-  // Opens (creating if `create`) the database at `path`; applies migrations.
+  // Opens (creating if `create`) the database at `path`; applies migrations. Throws
+  // IndexDamaged if the file is not a database, is corrupt, or (not `create`) has no schema.
   Index(const std::string& path, bool create);
   Index(const Index&) = delete;
   Index& operator=(const Index&) = delete;

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/file.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -84,6 +85,40 @@ std::string normalize_root(const std::string& root) {
   return r;
 }
 
+// A pool's layout without its index: the index was lost, the trees are there.
+bool looks_like_pool(const std::string& root) {
+  struct stat st {};
+  return ::stat((root + "/store/objects").c_str(), &st) == 0 && S_ISDIR(st.st_mode) &&
+         ::stat((root + "/backing").c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+std::string index_missing_message(const std::string& root) {
+  return fmt::format("the index {}/vunify.db is missing (the pool's trees are there): run 'vunify --pool {} fsck --repair' "
+                     "to rebuild it from the trees",
+                     root, root);
+}
+
+// Moves vunify.db (and its -wal and -shm) to vunify.db.damaged-TIME*; returns the new name of
+// the database ("" if only leftovers, or nothing, were there).
+std::string set_aside_index(const std::string& root) {
+  char stamp[32];
+  time_t t = ::time(nullptr);
+  struct tm tm {};
+  ::gmtime_r(&t, &tm);
+  ::strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
+  std::string aside;
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    std::string from = root + "/vunify.db" + suffix;
+    std::string to = fmt::format("{}/vunify.db.damaged-{}{}", root, stamp, suffix);
+    if (::rename(from.c_str(), to.c_str()) == 0) {
+      if (*suffix == 0) aside = to;
+    } else if (errno != ENOENT) {
+      throw_errno("set aside", from);
+    }
+  }
+  return aside;
+}
+
 }  // namespace
 
 int64_t to_ns(const struct timespec& ts) { return static_cast<int64_t>(ts.tv_sec) * 1000000000LL + ts.tv_nsec; }
@@ -123,6 +158,7 @@ void Pool::init(const std::string& root_arg) {
   bool exists = ::lstat(root.c_str(), &st) == 0;
   if (exists && !S_ISDIR(st.st_mode)) throw UserError(fmt::format("{} exists and is not a directory", root));
   bool has_db = ::access((root + "/vunify.db").c_str(), F_OK) == 0;
+  if (exists && !has_db && looks_like_pool(root)) throw UserError(index_missing_message(root));
   if (exists && !has_db && !dir_is_empty(root))
     throw UserError(fmt::format("{} is not empty and is not a vunify pool (no vunify.db); refusing to use it", root));
   mkdir_p(root, 0755);
@@ -152,24 +188,48 @@ Pool::Pool(const std::string& root_arg, Access access) : root_(normalize_root(ro
     if (errno == ENOENT) throw UserError(fmt::format("no pool at {}: run 'vunify --pool {} init' first", root_, root_));
     throw_errno("stat", root_);
   }
-  if (::access(path("vunify.db").c_str(), F_OK) != 0)
+  bool has_db = ::access(path("vunify.db").c_str(), F_OK) == 0;
+  if (!has_db && !looks_like_pool(root_))
     throw UserError(fmt::format("{} is not a vunify pool (no vunify.db): run 'vunify --pool {} init'", root_, root_));
+  if (!has_db && access != Access::Repair) throw UserError(index_missing_message(root_));
   dev_ = st.st_dev;
   int lfd = ::open(path("vunify.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (lfd < 0) throw_errno("open", path("vunify.lock"));
   lock_fd_.reset(lfd);
-  if (::flock(lfd, (access == Access::Write ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0) {
+  int mode = access == Access::Read ? LOCK_SH : LOCK_EX;
+  if (::flock(lfd, mode | LOCK_NB) != 0) {
     if (errno != EWOULDBLOCK) throw_errno("lock", path("vunify.lock"));
     fmt::print(stderr, "vunify: waiting for another vunify command on pool {}\n", root_);
-    if (::flock(lfd, access == Access::Write ? LOCK_EX : LOCK_SH) != 0) throw_errno("lock", path("vunify.lock"));
+    if (::flock(lfd, mode) != 0) throw_errno("lock", path("vunify.lock"));
   }
   check_one_filesystem(root_, dev_);
   root_fd_ = os::open_dir(root_);
   objects_fd_ = os::open_dir(path("store/objects"));
   store_tmp_fd_ = os::open_dir(path("store/tmp"));
   backing_fd_ = os::open_dir(path("backing"));
-  index_ = std::make_unique<Index>(path("vunify.db"), false);
-  if (access == Access::Write) recovered_ = recover();
+  open_index(access);
+  if (access != Access::Read) recovered_ = detach_stale_mounts() + recover();
+}
+
+void Pool::open_index(Access access) {
+  std::string db = path("vunify.db");
+  if (::access(db.c_str(), F_OK) == 0) {
+    try {
+      index_ = std::make_unique<Index>(db, false);
+      return;
+    } catch (const IndexDamaged& e) {
+      if (access != Access::Repair)
+        throw UserError(fmt::format("{}: the index is unreadable; run 'vunify --pool {} fsck --repair' to rebuild it from the "
+                                    "trees (the damaged file is kept aside)",
+                                    e.what(), root_));
+      index_replaced_ = e.what();
+    }
+  } else {
+    if (access != Access::Repair) throw UserError(index_missing_message(root_));  // removed while we waited
+    index_replaced_ = fmt::format("index {} is missing", db);
+  }
+  index_set_aside_ = set_aside_index(root_);
+  index_ = std::make_unique<Index>(db, true);
 }
 
 Pool::~Pool() = default;
@@ -197,10 +257,26 @@ unique_fd Pool::open_guest_root(const std::string& name) {
 
 bool Pool::guest_mounted(const std::string& name) const {
   struct stat mnt {}, parent {};
-  // A view whose daemon died answers ENOTCONN: still mounted (stale) until unmounted.
-  if (::stat(path("guests/" + name).c_str(), &mnt) != 0) return errno == ENOTCONN;
+  // A view whose daemon died answers ENOTCONN: a stale mount, not a mounted guest.
+  if (::stat(path("guests/" + name).c_str(), &mnt) != 0) return false;
   if (::stat(path("guests").c_str(), &parent) != 0) return false;
   return mnt.st_dev != parent.st_dev;
+}
+
+bool Pool::mount_stale(const std::string& name) const {
+  struct stat st {};
+  return ::stat(path("guests/" + name).c_str(), &st) != 0 && (errno == ENOTCONN || errno == ECONNABORTED);
+}
+
+size_t Pool::detach_stale_mounts() {
+  size_t n = 0;
+  for (const std::string& name : guest_names()) {
+    if (!mount_stale(name)) continue;
+    std::string mnt = path("guests/" + name);
+    if (::umount2(mnt.c_str(), MNT_DETACH) != 0 && errno != EINVAL) throw_errno("remove the stale mount", mnt);
+    ++n;
+  }
+  return n;
 }
 
 size_t Pool::recover() {

@@ -29,7 +29,10 @@ constexpr std::string_view kTempPrefix = ".vunify-tmp.";
 // getfattr of a guest would show it). Store membership is the object's inode, recorded in
 // the index: use unify::ObjectSet (unify/object_set.hpp) to ask "is this file shared?".
 
-enum class Access { Read, Write };
+// Read: shared lock. Write: exclusive lock, recovery of an interrupted run first. Repair
+// (fsck --repair): as Write, and a missing or damaged index is set aside and replaced by an
+// empty one for fsck to rebuild from the trees (index_rebuild.hpp).
+enum class Access { Read, Write, Repair };
 
 class Pool {
  public:
@@ -59,8 +62,13 @@ class Pool {
   bool has_guest(std::string_view name);
   // O_RDONLY|O_DIRECTORY fd of backing/NAME; throws UserError if there is no such guest.
   os::unique_fd open_guest_root(const std::string& name);
-  // True if guests/NAME is a mount point (a mounted view).
+  // True if guests/NAME is a live view: mounted, and its daemon answers. The mount of a dead
+  // daemon (ENOTCONN) is not mounted: see mount_stale().
   bool guest_mounted(const std::string& name) const;
+  // True if guests/NAME is the mount of a view daemon that died (it answers ENOTCONN).
+  bool mount_stale(const std::string& name) const;
+  // Detaches the stale mounts of dead view daemons; returns how many. Called by Write opens.
+  size_t detach_stale_mounts();
 
   // Throws UserError unless `name` matches [A-Za-z0-9][A-Za-z0-9._-]* (at most 64 chars).
   static void check_name(std::string_view name, std::string_view what);
@@ -72,6 +80,10 @@ class Pool {
   void resolve_all_links();
   // What the Write open recovered (0 if the last run ended cleanly).
   size_t recovered() const { return recovered_; }
+  // Repair opens only: why the index was replaced by an empty one ("" if it was fine), and
+  // where the damaged file went ("" if it was missing).
+  const std::string& index_replaced() const { return index_replaced_; }
+  const std::string& index_set_aside() const { return index_set_aside_; }
 
  private:
   std::string root_;
@@ -80,6 +92,8 @@ class Pool {
   os::unique_fd root_fd_, objects_fd_, store_tmp_fd_, backing_fd_;
   std::unique_ptr<Index> index_;
   size_t recovered_ = 0;
+  std::string index_replaced_, index_set_aside_;
+  void open_index(Access access);
 };
 
 int64_t to_ns(const struct timespec& ts);

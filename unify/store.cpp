@@ -189,4 +189,27 @@ size_t Store::reconcile_orphans() {
   return found;
 }
 
+size_t Store::record_all(std::vector<std::string>& skipped) {
+  std::unordered_set<std::string> known;
+  for (const ObjectRow& obj : load()) known.insert(obj.name);
+  size_t found = 0;
+  Transaction tx(pool_.index());
+  os::walk_tree(pool_.objects_fd(), [&](const os::WalkEntry& e) {
+    if (S_ISDIR(e.st.st_mode)) return true;
+    if (known.count(e.rel)) return false;
+    if (!S_ISREG(e.st.st_mode)) {
+      skipped.push_back(e.rel);
+      return false;
+    }
+    int fd = ::openat(e.dirfd, e.name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) throw_errno("open store object", e.rel);
+    unique_fd file(fd);
+    insert_row(e.rel, read_key(fd, e.st, e.rel), e.st.st_ino);
+    ++found;
+    return false;
+  });
+  tx.commit();
+  return found;
+}
+
 }  // namespace vunify::unify

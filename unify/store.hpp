@@ -52,6 +52,11 @@ class Store {
   // and record them when two or more guest paths use them, otherwise drop the store link, which leaves the one guest file as it was. Returns how many.
   size_t reconcile_orphans();
 
+  // Records every regular store entry missing from the index as an object, whatever its link
+  // count (rebuilding a lost index: an object only a template uses has two links). Returns
+  // how many; `skipped` receives entries that are not regular files (left in place).
+  size_t record_all(std::vector<std::string>& skipped);
+
  private:
   ObjectRow insert_row(const std::string& name, const FileKey& key, ino_t ino);
   Pool& pool_;

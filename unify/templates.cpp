@@ -23,6 +23,7 @@
 #include "unify/link_groups.hpp"
 #include "unify/archive.hpp"
 #include "unify/object_set.hpp"
+#include "unify/outside_pool.hpp"
 
 extern char** environ;
 
@@ -420,6 +421,11 @@ ImportResult import_template(Pool& pool, const std::string& name, const std::str
     if (fd < 0) throw_errno("open archive", file);
     owned.reset(fd);
     struct stat st {};
+    if (::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode))
+      throw UserError(fmt::format("{} is a directory, not an archive: give a tar/cpio/... file (or - for stdin); to make a "
+                                  "template from a directory, add it as a guest and use 'template from-guest'",
+                                  file));
+    check_outside_pool(pool, file, "archive");
     struct statvfs vfs {};
     if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && ::statvfs(pool.root().c_str(), &vfs) == 0) {
       uint64_t free_bytes = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
@@ -492,6 +498,10 @@ uint64_t export_template(Pool& pool, const std::string& name, const std::string&
                            std::pair{".bz2", "bzip2"}})
     if (file.ends_with(suffix)) compression = c;
   if (file == "-") return export_tree(root.get(), links, 1, compression).entries;
+  struct stat st {};
+  if (::stat(file.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+    throw UserError(fmt::format("{} is a directory: give the archive file to write (e.g. {}/{}.tar.gz)", file, file, name));
+  check_outside_pool(pool, file, "archive");
   int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) throw_errno("create", file);
   unique_fd out(fd);

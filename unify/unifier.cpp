@@ -223,9 +223,10 @@ UnifyReport Unifier::run() {
   std::vector<Plan> plans = classify();
   report_.read_seconds = lap(t);
   if (opts_.phase_hook) opts_.phase_hook("planned");
-  if (opts_.dry_run) {
+  if (opts_.dry_run) {  // counts exactly as apply() does when nothing changes meanwhile
     for (const Plan& p : plans) {
       report_.objects_created += p.object ? 0 : 1;
+      if (!p.object && !cands_[p.rep].also.empty()) ++report_.link_groups;  // adopt_reps
       for (size_t m : p.members) {
         const Candidate& c = cands_[m];
         report_.files_linked += 1 + c.also.size();

@@ -1,0 +1,130 @@
+#include "unify/fsck_records.hpp"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <ctime>
+#include <set>
+
+#include "os/error.hpp"
+#include "os/walk.hpp"
+#include "unify/templates.hpp"
+
+namespace vunify::unify {
+
+namespace {
+
+// Non-dot entries of `dir` (under the pool) with their stat.
+std::vector<std::pair<std::string, struct stat>> entries(Pool& pool, const std::string& dir) {
+  std::vector<std::pair<std::string, struct stat>> out;
+  os::unique_fd fd = os::open_dir(pool.path(dir));
+  os::walk_tree(fd.get(), [&](const os::WalkEntry& e) {
+    if (e.name[0] != '.') out.emplace_back(e.name, e.st);
+    return false;
+  });
+  return out;
+}
+
+bool has_root_tree(Pool& pool, const std::string& name) {
+  struct stat st {};
+  return ::fstatat(pool.fd(), ("templates/" + name + "/root").c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+}
+
+std::string stamp() {
+  char buf[32];
+  time_t t = ::time(nullptr);
+  struct tm tm {};
+  ::gmtime_r(&t, &tm);
+  ::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
+  return buf;
+}
+
+}  // namespace
+
+void check_template_trees(Pool& pool, bool repair, FsckReport& r) {
+  std::set<std::string> rows;
+  for (const TemplateInfo& t : list_templates(pool)) rows.insert(t.name);
+  std::set<std::string> dirs;
+  for (const auto& [name, st] : entries(pool, "templates")) dirs.insert(name);
+  for (const std::string& n : rows) {
+    if (has_root_tree(pool, n)) continue;
+    r.problems.push_back(fmt::format("template '{}' is in the index but has no tree (templates/{}/root)", n, n));
+    if (!repair) continue;
+    pool.index().prepare("DELETE FROM templates WHERE name=?").bind(1, n).run();
+    r.repaired.push_back(fmt::format("dropped template '{}' from the index (import it again to use it)", n));
+  }
+  for (const std::string& n : dirs) {
+    if (rows.count(n) && has_root_tree(pool, n)) continue;
+    bool tree = has_root_tree(pool, n);
+    if (rows.count(n) == 0)
+      r.problems.push_back(tree ? fmt::format("tree templates/{} is not a registered template", n)
+                                : fmt::format("templates/{} is neither a registered template nor a template tree", n));
+    if (!repair) continue;
+    if (tree) {
+      bool valid = true;
+      try {
+        Pool::check_name(n, "template");
+      } catch (const os::UserError&) {
+        valid = false;
+      }
+      if (valid) {
+        pool.index().prepare("INSERT INTO templates(name, created, source) VALUES(?,?,?)").bind(1, n).bind(2, now_ns()).bind(3, "found by fsck").run();
+        r.repaired.push_back(fmt::format("registered template '{}'", n));
+      } else {
+        r.problems.push_back(fmt::format("templates/{} has an invalid template name; rename or remove it by hand", n));
+      }
+      continue;
+    }
+    // No tree: what is left (a links list at most) cannot make a template. Quarantined by a
+    // dot name, which the next template command removes.
+    std::string q = fmt::format(".broken-{}-{}", n, stamp());
+    if (::renameat(pool.fd(), ("templates/" + n).c_str(), pool.fd(), ("templates/" + q).c_str()) != 0)
+      os::throw_errno("quarantine", pool.path("templates/" + n));
+    r.repaired.push_back(fmt::format("moved templates/{} (no tree) to templates/{}", n, q));
+  }
+}
+
+void check_guest_records(Pool& pool, bool repair, FsckReport& r) {
+  std::set<std::string> guests;
+  for (const std::string& n : pool.guest_names()) guests.insert(n);
+  for (const auto& [name, st] : entries(pool, "links")) {
+    if (guests.count(name)) continue;
+    r.problems.push_back(fmt::format("links/{} belongs to no guest", name));
+    if (repair && ::unlinkat(pool.fd(), ("links/" + name).c_str(), S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) == 0)
+      r.repaired.push_back(fmt::format("removed links/{}", name));
+  }
+  for (const auto& [name, st] : entries(pool, "etc")) {
+    if (!S_ISREG(st.st_mode) || !name.ends_with(".toml")) continue;
+    std::string guest = name.substr(0, name.size() - 5);
+    if (guests.count(guest)) continue;
+    r.problems.push_back(fmt::format("etc/{} belongs to no guest", name));
+    if (!repair) continue;
+    std::string q = name + ".orphaned-" + stamp();
+    if (::renameat(pool.fd(), ("etc/" + name).c_str(), pool.fd(), ("etc/" + q).c_str()) != 0)
+      os::throw_errno("quarantine", pool.path("etc/" + name));
+    r.repaired.push_back(fmt::format("moved etc/{} aside to etc/{}", name, q));
+  }
+  for (const auto& [name, st] : entries(pool, "guests")) {
+    if (guests.count(name) || !S_ISDIR(st.st_mode)) continue;
+    if (pool.guest_mounted(name)) {
+      r.problems.push_back(fmt::format("guests/{} is a mounted view of no guest; unmount it by hand (umount {})", name,
+                                       pool.path("guests/" + name)));
+      continue;
+    }
+    r.problems.push_back(fmt::format("mount point guests/{} belongs to no guest", name));
+    if (repair && ::unlinkat(pool.fd(), ("guests/" + name).c_str(), AT_REMOVEDIR) == 0)
+      r.repaired.push_back(fmt::format("removed the mount point guests/{}", name));
+  }
+  for (const std::string& name : guests) {
+    struct stat st {};
+    if (::fstatat(pool.fd(), ("guests/" + name).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT) continue;
+    r.problems.push_back(fmt::format("guest '{}' has no mount point guests/{}", name, name));
+    if (repair && ::mkdirat(pool.fd(), ("guests/" + name).c_str(), 0755) == 0)
+      r.repaired.push_back(fmt::format("created the mount point guests/{}", name));
+  }
+}
+
+}  // namespace vunify::unify
