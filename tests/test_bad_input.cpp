@@ -112,7 +112,7 @@ TEST_CASE("parse errors and conflicting arguments exit 2 with a clear message", 
   CHECK(contains(two.out, "\"skipped_excluded\": 4"));
 }
 
-TEST_CASE("sizes take units everywhere; a bad size is a short message", "[cli][input]") {
+TEST_CASE("sizes take units everywhere, and a bad size gets a short message", "[cli][input]") {
   VUNIFY_REQUIRE_ROOT();
   InputPool p;
   p.ok("guest add g1 --from '" + p.src + "'");

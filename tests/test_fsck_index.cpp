@@ -41,7 +41,7 @@ struct FullPool : test::ScratchPool {
 
 }  // namespace
 
-TEST_CASE("fsck finds a template without a tree and records without owners; --repair fixes them", "[fsck]") {
+TEST_CASE("fsck finds a template without a tree and records without owners, and --repair fixes them", "[fsck]") {
   VUNIFY_REQUIRE_ROOT();
   FullPool p;
   p.ok("fsck");

@@ -125,17 +125,18 @@ Index::Index(const std::string& path, bool create) : path_(path) {
     exec("PRAGMA journal_mode=WAL");
     exec("PRAGMA synchronous=NORMAL");
     exec("PRAGMA foreign_keys=ON");
-    if (!create && schema_version() == 0) throw IndexDamaged(fmt::format("index {} has no schema (empty file)", path));
+    if (!create && schema_version() == 0) throw IndexDamaged("no schema: an empty file");
     migrate();
   } catch (const IndexDamaged&) {
     sqlite3_close(db_);
     db_ = nullptr;
     throw;
-  } catch (const std::exception& e) {
+  } catch (const std::exception&) {
     bool bad = damaged(db_);
+    std::string msg = sqlite3_errmsg(db_);
     sqlite3_close(db_);
     db_ = nullptr;
-    if (bad) throw IndexDamaged(e.what());
+    if (bad) throw IndexDamaged(msg);
     throw;
   }
 }

@@ -34,7 +34,8 @@ class Stmt {
 };
 
 // The index file is not a usable database (not SQLite, corrupt, or without a schema): the
-// trees are intact, and `vunify fsck --repair` rebuilds the index from them.
+// trees are intact, and `vunify fsck --repair` rebuilds the index from them. what(): SQLite's
+// reason, without the path.
 class IndexDamaged : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;

@@ -98,6 +98,12 @@ std::string index_missing_message(const std::string& root) {
                      root, root);
 }
 
+std::string index_damaged_message(const std::string& root, const std::string& why) {
+  return fmt::format("the index {}/vunify.db is unreadable ({}): run 'vunify --pool {} fsck --repair' to rebuild it from "
+                     "the trees (the damaged file is kept aside)",
+                     root, why, root);
+}
+
 // Moves vunify.db (and its -wal and -shm) to vunify.db.damaged-TIME*; returns the new name of
 // the database ("" if only leftovers, or nothing, were there).
 std::string set_aside_index(const std::string& root) {
@@ -179,7 +185,11 @@ void Pool::init(const std::string& root_arg) {
   }
   for (int i = 0; i < 256; ++i) mkdir_p(fmt::format("{}/store/objects/{:02x}", root, i), 0700);
   check_one_filesystem(root, st.st_dev);
-  Index index(root + "/vunify.db", true);
+  try {
+    Index index(root + "/vunify.db", true);
+  } catch (const IndexDamaged& e) {
+    throw UserError(index_damaged_message(root, e.what()));
+  }
 }
 
 Pool::Pool(const std::string& root_arg, Access access) : root_(normalize_root(root_arg)) {
@@ -218,11 +228,8 @@ void Pool::open_index(Access access) {
       index_ = std::make_unique<Index>(db, false);
       return;
     } catch (const IndexDamaged& e) {
-      if (access != Access::Repair)
-        throw UserError(fmt::format("{}: the index is unreadable; run 'vunify --pool {} fsck --repair' to rebuild it from the "
-                                    "trees (the damaged file is kept aside)",
-                                    e.what(), root_));
-      index_replaced_ = e.what();
+      if (access != Access::Repair) throw UserError(index_damaged_message(root_, e.what()));
+      index_replaced_ = fmt::format("index {} is unreadable ({})", db, e.what());
     }
   } else {
     if (access != Access::Repair) throw UserError(index_missing_message(root_));  // removed while we waited
