@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "cli/commands.hpp"
+#include "context/runtime.hpp"
 #include "fs/mount_control.hpp"
 
 namespace vunify::cli {
@@ -41,7 +42,10 @@ void add_mount_commands(CLI::App& app, Globals& g) {
   umount->add_option("NAME", args->names, "Guests to unmount");
   umount->add_flag("--all", args->all, "Unmount every mounted guest");
   umount->add_flag("--lazy", args->lazy, "Detach busy views (they go away when no longer used)");
-  umount->callback([&g, args] { fs::umount_guests(g.pool, args->names, args->all, args->lazy); });
+  umount->callback([&g, args] {
+    context::refuse_if_running(g.pool, args->names, args->all, "unmounting its view");
+    fs::umount_guests(g.pool, args->names, args->all, args->lazy);
+  });
 }
 
 }  // namespace vunify::cli

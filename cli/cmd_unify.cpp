@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
+#include "context/runtime.hpp"
 #include "cli/format.hpp"
 #include "os/error.hpp"
 #include "unify/unifier.hpp"
@@ -72,6 +73,7 @@ void add_unify_command(CLI::App& app, Globals& g) {
   cmd->add_flag("--json", g.json, "Machine-readable summary");
   cmd->callback([&g, args] {
     if (args->all == !args->guests.empty()) throw os::UserError("name the guests to unify, or give --all");
+    context::refuse_if_running(g.pool, args->guests, args->all, "unifying it");
     unify::Pool pool(g.pool, unify::Access::Write);
     ProgressLine progress;
     args->opts.guests = args->guests;
