@@ -1,6 +1,7 @@
 // ps and status: what runs in each context, read from the host's /proc (a context's processes
 // are those in its pid namespace). `ps --all` runs as the spectator: it reads every guest's
-// processes but cannot signal them.
+// processes (found through their cgroups: Landlock keeps it from their /proc/PID/ns) but
+// cannot signal them.
 #include <dirent.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
@@ -42,6 +43,42 @@ std::string command_of(pid_t pid) {
   return text;
 }
 
+// Uid and pid in the innermost pid namespace, from /proc/PID/status (no ptrace access needed:
+// the spectator may not look at other domains' /proc/PID/ns). False if gone.
+bool read_status(Proc& p, int& ns_depth) {
+  std::ifstream status("/proc/" + std::to_string(p.host_pid) + "/status");
+  ns_depth = 0;
+  for (std::string line; std::getline(status, line);) {
+    std::istringstream f(line);
+    std::string key;
+    f >> key;
+    if (key == "Uid:") f >> p.uid;
+    if (key == "NSpid:")
+      for (pid_t v; f >> v; ++ns_depth) p.guest_pid = v;
+  }
+  return ns_depth > 0;
+}
+
+void by_guest_pid(std::vector<Proc>& procs) {
+  std::sort(procs.begin(), procs.end(), [](const Proc& a, const Proc& b) { return a.guest_pid < b.guest_pid; });
+}
+
+// The processes of a context as the spectator sees them: those in its cgroups that are in a pid
+// namespace below the host's (the joiner of an exec is in the cgroups, not in the namespace).
+std::vector<Proc> processes_in(const GuestCgroups& cgroups) {
+  std::vector<Proc> out;
+  for (pid_t pid : cgroups.pids()) {
+    Proc p;
+    p.host_pid = pid;
+    int depth;
+    if (!read_status(p, depth) || depth < 2) continue;
+    p.command = command_of(pid);
+    out.push_back(p);
+  }
+  by_guest_pid(out);
+  return out;
+}
+
 // Processes whose pid namespace is `ns` (an inode of nsfs), by their pid inside it.
 std::vector<Proc> processes_in(uint64_t ns) {
   std::vector<Proc> out;
@@ -54,20 +91,13 @@ std::vector<Proc> processes_in(uint64_t ns) {
     if (::stat((dir + "/ns/pid").c_str(), &st) != 0 || st.st_ino != ns) continue;
     Proc p;
     p.host_pid = std::stoi(e->d_name);
-    std::ifstream status(dir + "/status");
-    for (std::string line; std::getline(status, line);) {
-      std::istringstream f(line);
-      std::string key;
-      f >> key;
-      if (key == "Uid:") f >> p.uid;
-      if (key == "NSpid:")
-        for (pid_t v; f >> v;) p.guest_pid = v;
-    }
+    int depth;
+    if (!read_status(p, depth)) continue;
     p.command = command_of(p.host_pid);
     out.push_back(p);
   }
   ::closedir(d);
-  std::sort(out.begin(), out.end(), [](const Proc& a, const Proc& b) { return a.guest_pid < b.guest_pid; });
+  by_guest_pid(out);
   return out;
 }
 
@@ -108,7 +138,7 @@ void ps_all(const std::string& pool_root) {
   enter_spectator();
   fmt::print("{:<16} {:>7} {:>8} {:>6}  {}\n", "CONTEXT", "PID", "HOST-PID", "UID", "COMMAND");
   for (const auto& [name, s] : r)
-    for (const Proc& p : processes_in(s.context_id))
+    for (const Proc& p : processes_in(GuestCgroups(s.cgroups)))
       fmt::print("{:<16} {:>7} {:>8} {:>6}  {}\n", name, p.guest_pid, p.host_pid, p.uid, p.command);
 }
 
