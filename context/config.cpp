@@ -52,8 +52,12 @@ void apply_key(ContextConfig& c, const std::string& key, const toml::node& value
     c.init = string_of(value, where);
     if (c.init.empty() || c.init.front() != '/') throw UserError(where + ": expected an absolute path");
   } else if (key == "stop_signal") {
-    c.stop_signal = value.is_integer() ? parse_signal(std::to_string(*value.value<int64_t>()))
-                                       : parse_signal(string_of(value, where));
+    std::string text = value.is_integer() ? std::to_string(*value.value<int64_t>()) : string_of(value, where);
+    try {
+      c.stop_signal = parse_signal(text);
+    } catch (const UserError& e) {
+      throw UserError(fmt::format("{}: {}", where, e.what()));
+    }
   } else if (key == "hostname") {
     c.hostname = string_of(value, where);
     check_hostname(c.hostname, where);
