@@ -90,6 +90,17 @@ TEST_CASE("context: exec -t gives a pty of the guest's devpts", "[context][exec]
   CHECK(g.sh("test -t 0").status == 1);
 }
 
+TEST_CASE("context: enter gives root's login shell on a pty", "[context][exec]") {
+  VUNIFY_REQUIRE_CONTEXT();
+  ContextGuest g("enter");
+  g.ok("start " + g.name + " -- /bin/sleep 1000");
+  auto r = run("printf 'echo in-$(hostname)-$(id -u)-$(tty)\\nexit 3\\n' | " + std::string(VUNIFY_BIN) + " --pool '" +
+               g.pool + "' enter " + g.name);
+  INFO(r.out);
+  CHECK(r.status == 3);
+  CHECK(r.out.find("in-" + g.name + "-0-/dev/pts/") != std::string::npos);
+}
+
 TEST_CASE("context: exec forwards signals and does not stop with its stopped child", "[context][exec]") {
   VUNIFY_REQUIRE_CONTEXT();
   ContextGuest g("sig");
