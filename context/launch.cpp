@@ -137,6 +137,7 @@ int supervise(int pidfd, int console) {
 [[noreturn]] void run_supervisor(const Launch& l, int ready, int self) {
   ::setsid();
   ::prctl(PR_SET_NAME, "vunify-ctx");
+  if (::chdir("/") != 0) _exit(1);  // keep no mount of the caller's cwd busy
   int log = ::open(l.console_log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
   int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
   if (null >= 0) ::dup2(null, 0);
