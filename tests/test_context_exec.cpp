@@ -76,6 +76,9 @@ TEST_CASE("context: exec passes exit status, environment, user and directory", "
   // the command is in the guest's pid namespace and cgroups; nothing of it stays
   r = g.sh("cat /proc/self/cgroup | grep -c :/$; ls /proc | grep -c ^[0-9]");
   CHECK(r.out.substr(0, r.out.find('\n')) == "10");
+  // a guest without /etc/passwd still gets root by default
+  REQUIRE(g.sh("rm /etc/passwd").status == 0);
+  CHECK(g.sh("id -u; pwd").out == "0\n/\n");
 }
 
 TEST_CASE("context: exec -t gives a pty of the guest's devpts", "[context][exec]") {
