@@ -1,0 +1,53 @@
+// Escape attempts against the runtime's own parts (the security profile has its own tests):
+// mount targets redirected by guest symlinks, PID 1's executable, leaked fds and directories.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+
+#include "tests/context_guest.hpp"
+
+namespace vunify::test {
+
+TEST_CASE("context: a guest symlink cannot redirect a mount of the start sequence onto the host", "[context][escape]") {
+  VUNIFY_REQUIRE_CONTEXT();
+  ContextGuest g("link", false);
+  std::string tree = g.dir / "src";
+  make_busybox_guest(tree);
+  mkdirs(g.dir / "host-target");
+  const char* target = GENERATE("proc", "dev", "sys");
+  REQUIRE(::rmdir((tree + "/" + target).c_str()) == 0);
+  REQUIRE(::symlink((g.dir / "host-target").c_str(), (tree + "/" + target).c_str()) == 0);
+  g.ok("guest add " + g.name + " --from '" + tree + "'");
+  auto r = vunify(g.pool, "start " + g.name + " -- /bin/true");
+  INFO(target << ": " << r.out);
+  CHECK(r.status != 0);
+  CHECK(r.out.find(std::string("/") + target) != std::string::npos);
+  CHECK(!mounted(g.dir / "host-target"));
+  CHECK(!g.state());
+  CHECK(run("find /sys/fs/cgroup -type d -path '*/vunify/" + g.name + "'").out.empty());
+}
+
+TEST_CASE("context: PID 1 runs from a sealed copy and no host fd or directory reaches the guest", "[context][escape]") {
+  VUNIFY_REQUIRE_CONTEXT();
+  ContextGuest g("leak");
+  struct stat before;
+  REQUIRE(::stat(VUNIFY_BIN, &before) == 0);
+  g.ok("start " + g.name + " -- /bin/sleep 1000");
+  // CVE-2019-5736: /proc/1/exe is a sealed memfd, not the host's binary
+  CHECK(g.sh("readlink /proc/1/exe").out.find("memfd:vunify-init") != std::string::npos);
+  CHECK(g.sh("echo x >> /proc/1/exe").status != 0);
+  CHECK(g.sh("echo x > /proc/1/exe").status != 0);
+  struct stat after;
+  REQUIRE(::stat(VUNIFY_BIN, &after) == 0);
+  CHECK(after.st_mtime == before.st_mtime);
+  CHECK(after.st_size == before.st_size);
+  // CVE-2024-21626: only 0-2 are open in PID 1, its command and an exec'd command; their
+  // directories are the guest's
+  CHECK(g.sh("ls /proc/1/fd /proc/2/fd").out == "/proc/1/fd:\n0\n1\n2\n\n/proc/2/fd:\n0\n1\n2\n");
+  CHECK(g.sh("ls /proc/$$/fd; true").out == "0\n1\n2\n");  // `; true`: sh forks ls instead of becoming it
+  CHECK(g.sh("readlink /proc/1/cwd; readlink /proc/$$/cwd; readlink /proc/1/root").out == "/\n/root\n/\n");
+  CHECK(g.sh("test -e /proc/1/root" + g.pool).status == 1);
+}
+
+}  // namespace vunify::test
