@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -115,8 +116,11 @@ int status_code(const siginfo_t& info) {
   return info.si_code == CLD_EXITED ? info.si_status : 128 + info.si_status;
 }
 
-// Copies the console to stdout (the log) until PID 1 exits; returns its exit status.
+// Copies the console to stdout (the log) until PID 1 exits; returns its exit status. A peer of
+// the console kept open here means the master never hangs up when the guest closes its last
+// console fd, so a later writer (systemd reopens /dev/console) is always read, never blocked.
 int supervise(int pidfd, int console) {
+  unique_fd peer(::ioctl(console, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC));
   ::fcntl(console, F_SETFL, O_NONBLOCK);
   bool console_open = true;
   for (;;) {
