@@ -50,4 +50,20 @@ TEST_CASE("context: PID 1 runs from a sealed copy and no host fd or directory re
   CHECK(g.sh("test -e /proc/1/root" + g.pool).status == 1);
 }
 
+TEST_CASE("context: the guest's /sys and cgroups give no release_agent and cannot be written", "[context][escape]") {
+  VUNIFY_REQUIRE_CONTEXT();
+  ContextGuest g("sysfs");
+  g.ok("start " + g.name + " -- /bin/sleep 1000");
+  // CVE-2022-0492: each hierarchy shows the guest's own cgroup, never a root with release_agent
+  CHECK(g.sh("ls /sys/fs/cgroup/*/release_agent 2>/dev/null | wc -l").out == "0\n");
+  CHECK(g.sh("ls /sys/fs/cgroup | wc -l").status == 0);
+  CHECK(g.sh("echo 1 > /sys/kernel/mm/ksm/run").status != 0);
+  CHECK(g.sh("touch /sys/fs/cgroup/new").status != 0);
+  CHECK(g.sh("echo 1 > /proc/sys/vm/drop_caches").status != 0);
+  CHECK(g.sh("echo 1 > /proc/sysrq-trigger").status != 0);
+  // the controllers are read-only; the hierarchies the guest's init manages are its own
+  CHECK(g.sh("mkdir /sys/fs/cgroup/pids/x").status != 0);
+  CHECK(g.sh("mkdir /sys/fs/cgroup/unified/x && rmdir /sys/fs/cgroup/unified/x").status == 0);
+}
+
 }  // namespace vunify::test
