@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
+#include "context/runtime.hpp"
 #include "cli/format.hpp"
 #include "unify/guests.hpp"
 
@@ -63,6 +64,7 @@ void add_guest_commands(CLI::App& app, Globals& g) {
   auto* rm = guest->add_subcommand("rm", "Remove guests (their unused objects go with 'vunify gc')");
   rm->add_option("NAME", args->names, "Guest names")->required();
   rm->callback([&g, args] {
+    context::refuse_if_running(g.pool, args->names, false, "removing it");
     unify::Pool pool(g.pool, unify::Access::Write);
     for (const auto& name : args->names) {
       unify::remove_guest(pool, name);

@@ -5,6 +5,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/options.hpp"
+#include "context/runtime.hpp"
 #include "fs/mount_control.hpp"
 
 namespace vunify::cli {
@@ -48,6 +49,7 @@ void add_mount_commands(CLI::App& app, Globals& g) {
   umount->add_flag("--lazy", args->lazy, "Detach busy views (they go away when no longer used)");
   umount->callback([&g, args] {
     check_names_or_all(args->names, args->all, "umount");
+    context::refuse_if_running(g.pool, args->names, args->all, "unmounting its view");
     fs::umount_guests(g.pool, args->names, args->all, args->lazy);
   });
 }

@@ -5,6 +5,7 @@
 #include "cli/commands.hpp"
 #include "cli/format.hpp"
 #include "cli/options.hpp"
+#include "context/runtime.hpp"
 #include "os/error.hpp"
 #include "unify/unifier.hpp"
 
@@ -84,6 +85,7 @@ void add_unify_command(CLI::App& app, Globals& g) {
   cmd->add_flag("--json", g.json, "Machine-readable summary");
   cmd->callback([&g, args] {
     check_names_or_all(args->guests, args->all, "unify");
+    context::refuse_if_running(g.pool, args->guests, args->all, "unifying it");
     unify::Pool pool(g.pool, unify::Access::Write);
     ProgressLine progress;
     args->opts.guests = args->guests;

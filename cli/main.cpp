@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   cli::add_store_commands(app, globals);
   cli::add_mount_commands(app, globals);
   cli::add_template_commands(app, globals);
+  cli::add_context_commands(app, globals);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,52 @@
+// The guest's own cgroups: one directory `vunify/NAME` under the caller's cgroup in every
+// hierarchy of the host (v1 controllers, the named `systemd` hierarchy, cgroup2), created at
+// start and removed at stop. Hybrid hosts (v1 controllers + a cgroup2 at .../unified) and pure
+// v2 hosts (cgroup2 at /sys/fs/cgroup) both work.
+#pragma once
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+namespace vunify::context {
+
+struct CgroupDir {
+  std::string mount;    // where the hierarchy is mounted on the host (/sys/fs/cgroup/cpu)
+  std::string options;  // its controllers ("cpu", "name=systemd"; empty for cgroup2)
+  std::string dir;      // the guest's cgroup directory in it
+  bool v2 = false;
+  // Writable for the guest (its systemd manages it): the named systemd hierarchy and cgroup2.
+  bool delegated() const { return v2 || options == "name=systemd"; }
+  // Where the guest sees it, relative to its root: sys/fs/cgroup/<last component of mount>
+  // (sys/fs/cgroup itself for a cgroup2 mounted there).
+  std::string guest_target() const;
+};
+
+class GuestCgroups {
+ public:
+  // Creates `vunify/NAME` under this process's cgroup in every hierarchy (cpuset inherits its
+  // parent's cpus and mems; the device allowlist is applied). Throws SysError; on failure the
+  // directories made so far are removed.
+  static GuestCgroups create(const std::string& guest);
+  explicit GuestCgroups(std::vector<CgroupDir> dirs) : dirs_(std::move(dirs)) {}
+
+  const std::vector<CgroupDir>& dirs() const { return dirs_; }
+  // Moves `pid` into the guest's cgroup in every hierarchy.
+  void add(pid_t pid) const;
+  // Every process in the guest's cgroups (descendants included).
+  std::vector<pid_t> pids() const;
+  // SIGKILL to every process in them (cgroup.kill where the kernel has it).
+  void kill_all() const;
+  // Removes the directories, deepest first. Returns false if some are still busy.
+  bool remove() const;
+
+ private:
+  std::vector<CgroupDir> dirs_;
+};
+
+// cgroup_v1.cpp / cgroup_v2.cpp: what differs between the two.
+void prepare_v1_dir(const CgroupDir& dir);
+void prepare_v2_dir(const CgroupDir& dir);
+bool kill_v2(const CgroupDir& dir);
+
+}  // namespace vunify::context

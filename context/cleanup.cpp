@@ -1,0 +1,38 @@
+// Tearing a context down: whatever is left in its cgroups is killed, the cgroups removed, the
+// view unmounted if start mounted it, and the state removed last.
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "context/launch.hpp"
+#include "fs/mount_control.hpp"
+
+namespace vunify::context {
+
+bool cleanup(const std::string& pool, const std::string& guest, const RunState& state) {
+  GuestCgroups cgroups(state.cgroups);
+  for (int i = 0; i < 500 && !cgroups.pids().empty(); ++i) {  // up to ~10 s
+    cgroups.kill_all();
+    ::usleep(20000);
+  }
+  bool removed = false;
+  for (int i = 0; i < 100 && !(removed = cgroups.remove()); ++i) ::usleep(20000);
+  if (state.mounted_view) {
+    try {
+      fs::umount_guests(pool, {guest}, false, false);
+    } catch (const std::exception& e) {
+      fmt::print(stderr, "vunify: unmounting the view of {}: {}; detaching it\n", guest, e.what());
+      try {
+        fs::umount_guests(pool, {guest}, false, true);
+      } catch (const std::exception& e2) {
+        fmt::print(stderr, "vunify: {}\n", e2.what());
+      }
+    }
+  }
+  remove_state(pool, guest);
+  std::fflush(stdout);
+  return removed;
+}
+
+}  // namespace vunify::context

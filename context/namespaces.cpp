@@ -1,0 +1,58 @@
+#include "context/namespaces.hpp"
+
+#include <linux/sched.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstring>
+#include <string>
+
+#include "os/error.hpp"
+
+namespace vunify::context {
+
+pid_t clone_into(int flags, os::unique_fd& pidfd) {
+  int fd = -1;
+  clone_args args{};
+  args.flags = static_cast<uint64_t>(flags) | CLONE_PIDFD;
+  args.pidfd = reinterpret_cast<uint64_t>(&fd);
+  args.exit_signal = SIGCHLD;
+  long pid = ::syscall(SYS_clone3, &args, sizeof args);
+  if (pid < 0) os::throw_errno("clone3 into new namespaces", "");
+  if (pid > 0) pidfd.reset(fd);
+  return static_cast<pid_t>(pid);
+}
+
+void join_namespaces(int pidfd) {
+  if (::setns(pidfd, kAllNamespaces) != 0) os::throw_errno("setns into the guest's namespaces", "");
+}
+
+uint64_t pid_namespace_of(pid_t pid) {
+  struct stat st;
+  if (::stat(("/proc/" + std::to_string(pid) + "/ns/pid").c_str(), &st) != 0) return 0;
+  return st.st_ino;
+}
+
+void set_hostname(const std::string& name) {
+  if (::sethostname(name.data(), name.size()) != 0) os::throw_errno("set hostname", name);
+}
+
+void loopback_up() {
+  int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) os::throw_errno("socket for", "lo");
+  ifreq req{};
+  std::strncpy(req.ifr_name, "lo", IFNAMSIZ - 1);
+  bool ok = ::ioctl(s, SIOCGIFFLAGS, &req) == 0;
+  req.ifr_flags |= IFF_UP;
+  ok = ok && ::ioctl(s, SIOCSIFFLAGS, &req) == 0;
+  int err = errno;
+  ::close(s);
+  if (!ok) throw os::SysError(err, "bring up", "lo");
+}
+
+}  // namespace vunify::context

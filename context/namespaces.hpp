@@ -1,0 +1,32 @@
+// The namespaces of a context: pid, mount, uts, ipc, net (created with PID 1) and cgroup
+// (entered by PID 1 once it is in the guest's cgroups, so the guest's cgroup is its root).
+#pragma once
+#include <sys/types.h>
+
+#include <sched.h>
+
+#include <cstdint>
+#include <string>
+
+#include "os/unique_fd.hpp"
+
+namespace vunify::context {
+
+constexpr int kCloneNamespaces = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET;
+constexpr int kAllNamespaces = kCloneNamespaces | CLONE_NEWCGROUP;
+
+// fork() into fresh namespaces `flags` (clone3): returns 0 in the child, the child's pid in the
+// parent with `pidfd` set to its pidfd. Throws SysError.
+pid_t clone_into(int flags, os::unique_fd& pidfd);
+
+// Joins every namespace of the process behind `pidfd` (the pid namespace applies to children).
+void join_namespaces(int pidfd);
+
+// Inode of /proc/PID/ns/pid (0 if unreadable): the context id.
+uint64_t pid_namespace_of(pid_t pid);
+
+// Sets the hostname of this uts namespace and brings the network namespace's lo up.
+void set_hostname(const std::string& name);
+void loopback_up();
+
+}  // namespace vunify::context

@@ -1,0 +1,105 @@
+// The steps of a context's first process, in order (the start sequence of runc/crun): wait to be
+// in the guest's cgroups, own cgroup namespace, mount tree, console, hostname, lo, pivot_root,
+// stdio, environment, every other fd closed, security profile, exec.
+#include <fcntl.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <exception>
+#include <string>
+
+#include "context/console.hpp"
+#include "context/init.hpp"
+#include "context/launch.hpp"
+#include "context/mounts.hpp"
+#include "context/namespaces.hpp"
+#include "os/error.hpp"
+
+namespace vunify::context {
+
+namespace {
+
+constexpr const char* kPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+void report_error(int fd, const std::string& what) {
+  ssize_t ignored = ::write(fd, what.data(), what.size());
+  (void)ignored;
+}
+
+void set_stdio(int console) {
+  int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (null < 0) os::throw_errno("open", "/dev/null (in the guest)");
+  if (::dup2(null, 0) < 0 || ::dup2(console, 1) < 0 || ::dup2(console, 2) < 0) os::throw_errno("set up stdio", "");
+  ::close(null);
+}
+
+std::vector<char*> c_argv(const std::vector<std::string>& args, std::vector<std::string>& storage) {
+  storage = args;
+  std::vector<char*> out;
+  for (auto& s : storage) out.push_back(s.data());
+  out.push_back(nullptr);
+  return out;
+}
+
+// Moves `fd` to `target` keeping (or not) close-on-exec.
+void move_fd(int fd, int target, bool cloexec) {
+  if (fd != target && ::dup2(fd, target) < 0) os::throw_errno("dup2", "");
+  ::fcntl(target, F_SETFD, cloexec ? FD_CLOEXEC : 0);
+}
+
+}  // namespace
+
+void run_pid1(const Launch& l, int root_tree, int go, int report, int console_sock, int self) {
+  try {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    ::prctl(PR_SET_DUMPABLE, 0);  // no /proc/1/exe to the host binary before exec
+    char byte;
+    if (::read(go, &byte, 1) != 1) _exit(1);
+    ::prctl(PR_SET_PDEATHSIG, 0);
+    if (::unshare(CLONE_NEWCGROUP) != 0) os::throw_errno("unshare the cgroup namespace", "");
+    RootPlan plan{root_tree, l.pool + "/run", l.systemd, l.cgroups};
+    os::unique_fd root = prepare_root(plan);
+    Pty console = make_console(root.get());
+    send_fd(console_sock, console.master.get());
+    console.master.reset();
+    set_hostname(l.hostname);
+    loopback_up();
+    enter_root(root.get());
+    root.reset();
+    ::close(root_tree);
+    set_stdio(console.slave.get());
+    console.slave.reset();
+    ::clearenv();
+    ::setenv("container", "vunify", 1);
+    ::setenv("PATH", kPath, 1);
+    ::setenv("HOME", "/", 1);
+    if (l.systemd) ::setenv("TERM", "vt220", 1);
+    // Only the report pipe (init's fd 3, or closed by a successful exec) and the vunify copy
+    // survive; close_range drops everything else.
+    move_fd(report, kInitReportFd, !l.own_init);
+    if (l.own_init) move_fd(self, kInitReportFd + 1, true);
+    ::close_range(l.own_init ? kInitReportFd + 2 : kInitReportFd + 1, ~0U, 0);
+    report = kInitReportFd;
+    apply_security(l.profile);
+    std::vector<std::string> storage;
+    if (l.own_init) {
+      std::vector<std::string> args{std::string(kInitName)};
+      args.insert(args.end(), l.argv.begin(), l.argv.end());
+      auto argv = c_argv(args, storage);
+      ::syscall(SYS_execveat, kInitReportFd + 1, "", argv.data(), environ, AT_EMPTY_PATH);
+      throw os::SysError(errno, "exec vunify's init", "memfd:vunify-init");
+    }
+    auto argv = c_argv(l.argv, storage);
+    ::execv(argv[0], argv.data());
+    throw os::SysError(errno, "cannot run the guest's init", l.argv[0]);
+  } catch (const std::exception& e) {
+    report_error(report, e.what());
+  }
+  _exit(1);
+}
+
+}  // namespace vunify::context

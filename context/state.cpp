@@ -1,0 +1,108 @@
+#include "context/state.hpp"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "os/error.hpp"
+#include "os/files.hpp"
+
+namespace vunify::context {
+
+namespace {
+
+using nlohmann::json;
+
+os::unique_fd open_run_dir(const std::string& pool_root) {
+  std::string dir = run_dir(pool_root);
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) os::throw_errno("create", dir);
+  os::unique_fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) os::throw_errno("open", dir);
+  return fd;
+}
+
+}  // namespace
+
+std::string run_dir(const std::string& pool_root) { return pool_root + "/run"; }
+
+std::optional<RunState> read_state(const std::string& pool_root, const std::string& guest) {
+  auto text = os::read_whole_file(open_run_dir(pool_root).get(), guest + ".json");
+  if (!text) return std::nullopt;
+  try {
+    json j = json::parse(*text);
+    RunState s;
+    s.pid1 = j.at("pid1");
+    s.pid1_start = j.at("pid1_start");
+    s.supervisor = j.at("supervisor");
+    s.supervisor_start = j.at("supervisor_start");
+    s.started_ns = j.at("started_ns");
+    s.mounted_view = j.at("mounted_view");
+    s.init = j.at("init");
+    s.stop_signal = j.at("stop_signal");
+    s.context_id = j.at("context_id");
+    for (const auto& c : j.at("cgroups"))
+      s.cgroups.push_back({c.at("mount"), c.at("options"), c.at("dir"), c.at("v2")});
+    return s;
+  } catch (const json::exception& e) {
+    throw os::UserError(run_dir(pool_root) + "/" + guest + ".json: damaged (" + e.what() + ")");
+  }
+}
+
+void write_state(const std::string& pool_root, const std::string& guest, const RunState& s) {
+  json cg = json::array();
+  for (const auto& c : s.cgroups) cg.push_back({{"mount", c.mount}, {"options", c.options}, {"dir", c.dir}, {"v2", c.v2}});
+  json j = {{"pid1", s.pid1},         {"pid1_start", s.pid1_start},     {"supervisor", s.supervisor},
+            {"supervisor_start", s.supervisor_start}, {"started_ns", s.started_ns},
+            {"mounted_view", s.mounted_view}, {"init", s.init},     {"stop_signal", s.stop_signal},
+            {"context_id", s.context_id},     {"cgroups", cg}};
+  os::write_file_atomic(open_run_dir(pool_root).get(), guest + ".json", j.dump(2) + "\n", 0600);
+}
+
+void remove_state(const std::string& pool_root, const std::string& guest) {
+  os::remove_file_durable(open_run_dir(pool_root).get(), guest + ".json");
+}
+
+uint64_t start_time(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto close = text.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream rest(text.substr(close + 2));
+  std::string field;
+  for (int i = 3; i <= 22 && rest >> field; ++i)
+    if (i == 22) return std::stoull(field);
+  return 0;
+}
+
+namespace {
+char state_of(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto close = text.rfind(')');
+  return close == std::string::npos || close + 2 >= text.size() ? 'X' : text[close + 2];
+}
+}  // namespace
+
+os::unique_fd open_live(pid_t pid, uint64_t start) {
+  if (pid <= 0) return {};
+  os::unique_fd fd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  if (!fd) return {};
+  // Checked after the pidfd exists: if the start time still matches, the pidfd is that process.
+  if (start_time(pid) != start || state_of(pid) == 'Z') return {};
+  return fd;
+}
+
+GuestLock::GuestLock(const std::string& pool_root, const std::string& guest) {
+  os::unique_fd dir = open_run_dir(pool_root);
+  fd_ = os::unique_fd(::openat(dir.get(), (guest + ".lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!fd_) os::throw_errno("open", run_dir(pool_root) + "/" + guest + ".lock");
+  if (::flock(fd_.get(), LOCK_EX) != 0) os::throw_errno("lock", run_dir(pool_root) + "/" + guest + ".lock");
+}
+
+}  // namespace vunify::context

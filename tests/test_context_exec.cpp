@@ -1,0 +1,129 @@
+// vunify exec: exit status, environment, user, directory, pty, signals.
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <csignal>
+#include <fstream>
+
+#include "tests/context_guest.hpp"
+
+namespace vunify::test {
+
+namespace {
+
+// Starts `vunify exec` in the background (output to `out`); returns its pid.
+pid_t spawn_exec(const ContextGuest& g, const std::string& command, const std::string& out) {
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    ::execl(VUNIFY_BIN, VUNIFY_BIN, "--pool", g.pool.c_str(), "exec", g.name.c_str(), "--", "sh", "-c", command.c_str(),
+            nullptr);
+    _exit(126);
+  }
+  return pid;
+}
+
+// Host pid of the guest process whose command line is `cmdline` (0 if none within ~2 s).
+pid_t find_in_guest(const ContextGuest& g, const std::string& cmdline) {
+  auto s = g.state();
+  for (int i = 0; s && i < 100; ++i, ::usleep(20000))
+    for (pid_t p : processes_in_namespace(s->context_id)) {
+      std::string c = read_file("/proc/" + std::to_string(p) + "/cmdline");
+      for (auto& ch : c)
+        if (ch == '\0') ch = ' ';
+      if (c == cmdline + " ") return p;
+    }
+  return 0;
+}
+
+char proc_state(pid_t pid) {
+  std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+  return stat[stat.rfind(')') + 2];
+}
+
+int wait_code(pid_t pid) {
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+}  // namespace
+
+TEST_CASE("context: exec passes exit status, environment, user and directory", "[context][exec]") {
+  VUNIFY_REQUIRE_CONTEXT();
+  ContextGuest g("exec");
+  g.ok("start " + g.name + " -- /bin/sleep 1000");
+  CHECK(g.sh("exit 7").status == 7);
+  CHECK(g.sh("kill -USR1 $$").status == 128 + SIGUSR1);
+  auto r = g.sh("echo $FOO-$BAR-$container; echo $PATH", "-e FOO=1 -e BAR=two");
+  CHECK(r.out == "1-two-vunify\n/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n");
+  CHECK(g.sh("id -u; id -g; pwd", "-u nobody -w /tmp").out == "65534\n65534\n/tmp\n");
+  CHECK(g.sh("id -u; pwd", "-u 4242").out == "4242\n/\n");
+  CHECK(g.sh("pwd").out == "/root\n");
+  r = vunify(g.pool, "exec " + g.name + " -- /no/such/command");
+  CHECK(r.status == 127);
+  CHECK(r.out.find("cannot run /no/such/command") != std::string::npos);
+  r = vunify(g.pool, "exec -u nosuchuser " + g.name + " -- true");
+  CHECK(r.status == 127);
+  CHECK(r.out.find("no user 'nosuchuser'") != std::string::npos);
+  r = vunify(g.pool, "exec -w /no/dir " + g.name + " -- true");
+  CHECK(r.status == 127);
+  CHECK(r.out.find("/no/dir") != std::string::npos);
+  // in the guest's cgroups, each the root of its cgroup namespace
+  CHECK(g.sh("grep -vc :/$ /proc/self/cgroup").out == "0\n");
+  // a guest without /etc/passwd still gets root by default
+  REQUIRE(g.sh("rm /etc/passwd").status == 0);
+  CHECK(g.sh("id -u; pwd").out == "0\n/\n");
+}
+
+TEST_CASE("context: exec -t gives a pty of the guest's devpts", "[context][exec]") {
+  VUNIFY_REQUIRE_CONTEXT();
+  ContextGuest g("tty");
+  g.ok("start " + g.name + " -- /bin/sleep 1000");
+  auto r = vunify(g.pool, "exec -t " + g.name + " -- sh -c 'tty; test -t 0 && echo interactive' </dev/null");
+  INFO(r.out);
+  CHECK(r.status == 0);
+  CHECK(r.out.find("/dev/pts/1") != std::string::npos);  // 0 is the console
+  CHECK(r.out.find("interactive") != std::string::npos);
+  CHECK(g.sh("test -t 0").status == 1);
+}
+
+TEST_CASE("context: enter gives root's login shell on a pty", "[context][exec]") {
+  VUNIFY_REQUIRE_CONTEXT();
+  ContextGuest g("enter");
+  g.ok("start " + g.name + " -- /bin/sleep 1000");
+  auto r = run("printf 'echo in-$(hostname)-$(id -u)-$(tty)\\nexit 3\\n' | " + std::string(VUNIFY_BIN) + " --pool '" +
+               g.pool + "' enter " + g.name);
+  INFO(r.out);
+  CHECK(r.status == 3);
+  CHECK(r.out.find("in-" + g.name + "-0-/dev/pts/") != std::string::npos);
+}
+
+TEST_CASE("context: exec forwards signals and does not stop with its stopped child", "[context][exec]") {
+  VUNIFY_REQUIRE_CONTEXT();
+  ContextGuest g("sig");
+  g.ok("start " + g.name + " -- /bin/sleep 1000");
+  std::string out = g.dir / "exec.out";
+  pid_t helper = spawn_exec(g, "exec sleep 997", out);
+  pid_t child = find_in_guest(g, "sleep 997");
+  REQUIRE(child > 0);
+  // systemd stops every process at shutdown: the helper must keep running
+  REQUIRE(::kill(child, SIGSTOP) == 0);
+  ::usleep(200000);
+  CHECK(proc_state(child) == 'T');
+  CHECK(proc_state(helper) != 'T');
+  ::kill(child, SIGCONT);
+  REQUIRE(::kill(helper, SIGTERM) == 0);
+  CHECK(wait_code(helper) == 128 + SIGTERM);
+  // a trapped signal reaches the command's own handler
+  helper = spawn_exec(g, "trap \"exit 42\" HUP; sleep 996 & wait", out);
+  REQUIRE(find_in_guest(g, "sleep 996") > 0);
+  ::kill(helper, SIGHUP);
+  CHECK(wait_code(helper) == 42);
+}
+
+}  // namespace vunify::test
