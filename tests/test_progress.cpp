@@ -103,7 +103,7 @@ TEST_CASE("long commands draw progress on a terminal, erase it, and write none i
   CHECK(piped.status == 0);
 }
 
-TEST_CASE("--json output has no progress on a terminal and stays valid JSON", "[cli][progress]") {
+TEST_CASE("unify --json on a terminal prints valid JSON and no progress", "[cli][progress]") {
   VUNIFY_REQUIRE_ROOT();
   ProgressPool f;
   f.ok("guest add a --from '" + f.src + "'");
