@@ -5,6 +5,7 @@
 #include "cli/commands.hpp"
 #include "context/runtime.hpp"
 #include "cli/format.hpp"
+#include "cli/progress.hpp"
 #include "unify/guests.hpp"
 
 namespace vunify::cli {
@@ -50,7 +51,9 @@ void add_guest_commands(CLI::App& app, Globals& g) {
   add->add_flag("--move", args->move, "Move the tree instead of copying (same filesystem as the pool)");
   add->callback([&g, args] {
     unify::Pool pool(g.pool, unify::Access::Write);
-    auto stats = unify::add_guest(pool, args->name, args->from, args->move);
+    ProgressLine progress;
+    auto stats = unify::add_guest(pool, args->name, args->from, args->move, progress.sink());
+    progress.finish();
     if (args->move)
       fmt::print("guest {} added (moved {})\n", args->name, args->from);
     else

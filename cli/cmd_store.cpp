@@ -5,6 +5,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/format.hpp"
+#include "cli/progress.hpp"
 #include "os/error.hpp"
 #include "unify/fsck.hpp"
 #include "unify/stats.hpp"
@@ -92,7 +93,9 @@ void add_store_commands(CLI::App& app, Globals& g) {
   verify->callback([&g] {
     unify::Pool pool(g.pool, unify::Access::Read);
     unify::Store store(pool);
-    auto problems = store.verify(0);
+    ProgressLine progress;
+    auto problems = store.verify(0, progress.sink());
+    progress.finish();
     for (const auto& p : problems) fmt::print("object {}: {}\n", p.object, p.problem);
     size_t n = store.load().size();
     if (!problems.empty()) {
@@ -107,7 +110,9 @@ void add_store_commands(CLI::App& app, Globals& g) {
   fsck->add_flag("--repair", *repair, "Fix what is found (the index is a cache of the trees)");
   fsck->callback([&g, repair] {
     unify::Pool pool(g.pool, *repair ? unify::Access::Repair : unify::Access::Write);
-    auto r = unify::fsck(pool, *repair);
+    ProgressLine progress;
+    auto r = unify::fsck(pool, *repair, progress.sink());
+    progress.finish();
     if (r.recovered) fmt::print("recovered {} leftovers of an interrupted run\n", r.recovered);
     for (const auto& p : r.problems) fmt::print("problem: {}\n", p);
     for (const auto& p : r.repaired) fmt::print("repaired: {}\n", p);

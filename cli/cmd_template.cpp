@@ -6,6 +6,7 @@
 #include "cli/commands.hpp"
 #include "cli/format.hpp"
 #include "cli/options.hpp"
+#include "cli/progress.hpp"
 #include "os/error.hpp"
 #include "unify/archive.hpp"
 #include "unify/provision.hpp"
@@ -59,7 +60,10 @@ void add_import(CLI::App* tpl, Globals& g, std::shared_ptr<TemplateArgs> a) {
       ->check(CLI::PositiveNumber);
   cmd->callback([&g, a] {
     unify::Pool pool(g.pool, unify::Access::Write);
-    print_import(a->name, unify::import_template(pool, a->name, a->file, a->limits));
+    ProgressLine progress;
+    auto r = unify::import_template(pool, a->name, a->file, a->limits, progress.sink());
+    progress.finish();
+    print_import(a->name, r);
   });
 }
 
@@ -72,7 +76,10 @@ void add_build(CLI::App* tpl, Globals& g, std::shared_ptr<TemplateArgs> a) {
   cmd->add_option("--mirror", a->deb.mirror, "Mirror URL (default: debootstrap's)");
   cmd->callback([&g, a] {
     unify::Pool pool(g.pool, unify::Access::Write);
-    print_import(a->name, unify::build_template(pool, a->name, a->deb));
+    ProgressLine progress;
+    auto r = unify::build_template(pool, a->name, a->deb, progress.sink());
+    progress.finish();
+    print_import(a->name, r);
   });
 }
 
@@ -87,7 +94,10 @@ void add_template_group(CLI::App& app, Globals& g, std::shared_ptr<TemplateArgs>
   from->add_option("GUEST", a->guest, "Guest to copy")->required();
   from->callback([&g, a] {
     unify::Pool pool(g.pool, unify::Access::Write);
-    print_import(a->name, unify::template_from_guest(pool, a->name, a->guest));
+    ProgressLine progress;
+    auto r = unify::template_from_guest(pool, a->name, a->guest, progress.sink());
+    progress.finish();
+    print_import(a->name, r);
   });
 
   auto* exp = tpl->add_subcommand("export", "Write a template as a reproducible pax archive (.gz/.xz/.zst by suffix)");
@@ -95,7 +105,9 @@ void add_template_group(CLI::App& app, Globals& g, std::shared_ptr<TemplateArgs>
   exp->add_option("FILE", a->file, "Output file, or - for stdout")->required();
   exp->callback([&g, a] {
     unify::Pool pool(g.pool, unify::Access::Read);
-    uint64_t n = unify::export_template(pool, a->name, a->file);
+    ProgressLine progress;
+    uint64_t n = unify::export_template(pool, a->name, a->file, progress.sink());
+    progress.finish();
     if (a->file != "-") fmt::print("template {} exported to {}: {} entries\n", a->name, a->file, n);
   });
 

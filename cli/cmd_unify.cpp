@@ -5,6 +5,7 @@
 #include "cli/commands.hpp"
 #include "cli/format.hpp"
 #include "cli/options.hpp"
+#include "cli/progress.hpp"
 #include "context/runtime.hpp"
 #include "os/error.hpp"
 #include "unify/unifier.hpp"
@@ -87,9 +88,9 @@ void add_unify_command(CLI::App& app, Globals& g) {
     check_names_or_all(args->guests, args->all, "unify");
     context::refuse_if_running(g.pool, args->guests, args->all, "unifying it");
     unify::Pool pool(g.pool, unify::Access::Write);
-    ProgressLine progress;
+    ProgressLine progress(!g.json);
     args->opts.guests = args->guests;
-    args->opts.progress = [&progress](const std::string& line) { progress.update(line); };
+    args->opts.progress = progress.sink();
     unify::UnifyReport report = unify::unify(pool, args->opts);
     progress.finish();
     if (g.json) {

@@ -1,7 +1,6 @@
 #include "cli/format.hpp"
 
 #include <fmt/format.h>
-#include <unistd.h>
 
 #include <ctime>
 
@@ -25,22 +24,6 @@ std::string human_time_ns(int64_t ns) {
   char buf[64];
   ::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
   return buf;
-}
-
-ProgressLine::ProgressLine() : tty_(::isatty(2) == 1) {}
-
-void ProgressLine::update(const std::string& line) {
-  if (!tty_) return;
-  std::lock_guard lock(mu_);
-  fmt::print(stderr, "\r\033[K{}", line);
-  std::fflush(stderr);
-  drawn_ = true;
-}
-
-void ProgressLine::finish() {
-  std::lock_guard lock(mu_);
-  if (drawn_) fmt::print(stderr, "\r\033[K");
-  drawn_ = false;
 }
 
 }  // namespace vunify::cli

@@ -1,6 +1,7 @@
 #include "os/tree_copy.hpp"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,7 +20,7 @@ namespace {
 
 class TreeCopier {
  public:
-  explicit TreeCopier(int dst_root) : dst_root_(dst_root) {}
+  TreeCopier(int dst_root, const Progress& progress) : dst_root_(dst_root), progress_(progress) {}
 
   void copy_dir(int src_dir, int dst_dir, const std::string& rel) {
     walk_children(src_dir, dst_dir, rel);
@@ -33,6 +34,7 @@ class TreeCopier {
   bool link_if_seen(int dst_dir, const std::string& name, const struct stat& st);
 
   int dst_root_;
+  const Progress& progress_;
   std::map<std::pair<dev_t, ino_t>, std::string> first_copy_;  // hard links: src inode -> dst rel
 };
 
@@ -71,7 +73,8 @@ void TreeCopier::copy_regular(int src_dir, int dst_dir, const std::string& name,
 }
 
 void TreeCopier::copy_entry(int src_dir, int dst_dir, const std::string& name, const std::string& rel, const struct stat& st) {
-  ++stats.entries;
+  if ((++stats.entries & 255) == 0 && progress_)
+    progress_(fmt::format("copying: {} entries, {} MiB", stats.entries, stats.bytes_written >> 20));
   if (link_if_seen(dst_dir, name, st)) return;
   switch (st.st_mode & S_IFMT) {
     case S_IFDIR: {
@@ -108,12 +111,12 @@ void TreeCopier::copy_entry(int src_dir, int dst_dir, const std::string& name, c
 
 }  // namespace
 
-TreeCopyStats copy_tree(int src_root_fd, int dst_parent_fd, const std::string& dst_name) {
+TreeCopyStats copy_tree(int src_root_fd, int dst_parent_fd, const std::string& dst_name, const Progress& progress) {
   struct stat root_st {};
   if (::fstat(src_root_fd, &root_st) != 0) throw_errno("stat", ".");
   if (::mkdirat(dst_parent_fd, dst_name.c_str(), 0700) != 0) throw_errno("create directory", dst_name);
   unique_fd dst = open_beneath(dst_parent_fd, dst_name, O_RDONLY | O_DIRECTORY);
-  TreeCopier copier(dst.get());
+  TreeCopier copier(dst.get(), progress);
   copier.copy_dir(src_root_fd, dst.get(), "");
   copy_file_metadata(dst.get(), root_st, read_xattrs(src_root_fd, "."), dst_name);
   return copier.stats;

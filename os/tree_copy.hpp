@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <string>
 
+#include "os/progress.hpp"
+
 namespace vunify::os {
 
 struct TreeCopyStats {
@@ -14,6 +16,6 @@ struct TreeCopyStats {
 // Copies the tree at src_root_fd into a new directory `dst_name` in `dst_parent_fd`
 // (which must not exist). Never follows symlinks in the source. On error the partial
 // destination is left for the caller to remove (callers copy into a temp name).
-TreeCopyStats copy_tree(int src_root_fd, int dst_parent_fd, const std::string& dst_name);
+TreeCopyStats copy_tree(int src_root_fd, int dst_parent_fd, const std::string& dst_name, const Progress& progress = {});
 
 }  // namespace vunify::os

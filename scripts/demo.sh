@@ -1,16 +1,41 @@
 #!/bin/bash
-# README command 1: install dependencies, build, and run the main job on a scratch pool:
-# make several guests, unify them, and show what was saved.
+# README command 1: install dependencies, build vunify (not the tests), and run the main job on a
+# demo pool: make several guests, unify them, write through a view, show what was saved. The
+# pool stays for you to explore (nothing stays mounted); `bash scripts/demo.sh --clean` removes it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/deps.sh
-bash scripts/build.sh
 V=$PWD/build/cli/vunify
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/vunify-demo.XXXXXX")
+WORK=${VUNIFY_DEMO_DIR:-${TMPDIR:-/tmp}/vunify-demo}
 POOL=$WORK/pool
-cleanup() { "$V" --pool "$POOL" umount --all >/dev/null 2>&1 || true; rm -rf "$WORK"; }
-trap cleanup EXIT
+
+# Unmounts the demo's views and removes its directory; refuses if anything stays mounted in it.
+remove_demo() {
+  [ -e "$WORK" ] || return 0
+  if [ -x "$V" ] && [ -e "$POOL/vunify.db" ]; then "$V" --pool "$POOL" umount --all >/dev/null || true; fi
+  if awk -v w="$WORK/" 'index($2, w) == 1 { found = 1 } END { exit !found }' /proc/self/mounts; then
+    echo "scripts/demo.sh: something is still mounted under $WORK; not removing it" >&2
+    return 1
+  fi
+  rm -rf "$WORK"
+}
+
+if [ "${1:-}" = "--clean" ]; then
+  remove_demo
+  echo "removed $WORK"
+  exit 0
+fi
+
+bash scripts/deps.sh
+bash scripts/build.sh vunify
+if [ -e "$WORK" ]; then echo "removing the previous demo in $WORK"; remove_demo; fi
+on_exit() {
+  local rc=$?
+  [ -e "$POOL/vunify.db" ] && "$V" --pool "$POOL" umount --all >/dev/null 2>&1 || true
+  if [ $rc -ne 0 ]; then echo "demo failed (exit $rc); its pool stays in $POOL (views unmounted); bash scripts/demo.sh --clean removes it" >&2; fi
+}
+trap on_exit EXIT
 v() { echo "+ vunify $*"; "$V" --pool "$POOL" "$@"; }
+mkdir -p "$WORK"
 
 # A small guest made from busybox-static and a slice of the host's /usr, with varied metadata.
 SRC=$WORK/template
@@ -33,17 +58,28 @@ for i in 1 2; do
   echo "legacy-$i" > "$WORK/legacy$i/etc/hostname"
   v guest add "legacy-$i" --from "$WORK/legacy$i" --move
 done
+rm -rf "$SRC" "$WORK/template.tar"
 v guest list
 v unify --all
-if "$V" mount --help >/dev/null 2>&1; then
-  v mount --all
-  echo "+ cat $POOL/guests/web-01/root/etc/hostname"; cat "$POOL/guests/web-01/root/etc/hostname"
-  echo "+ echo 'only in web-01' >> guests/web-01/root/etc/motd   (the write breaks the shared link)"
-  echo "only in web-01" >> "$POOL/guests/web-01/root/etc/motd"
-  echo "+ cat guests/web-01/root/etc/motd; cat guests/web-02/root/etc/motd"
-  cat "$POOL/guests/web-01/root/etc/motd"; cat "$POOL/guests/web-02/root/etc/motd"
-  v guest list
-  v umount --all
-fi
+v mount --all
+echo "+ cat $POOL/guests/web-01/root/etc/hostname"; cat "$POOL/guests/web-01/root/etc/hostname"
+echo "+ echo 'only in web-01' >> guests/web-01/root/etc/motd   (the write breaks the shared link)"
+echo "only in web-01" >> "$POOL/guests/web-01/root/etc/motd"
+echo "+ cat guests/web-01/root/etc/motd; cat guests/web-02/root/etc/motd"
+cat "$POOL/guests/web-01/root/etc/motd"; cat "$POOL/guests/web-02/root/etc/motd"
+v guest list
+v umount --all
 v stat
 v verify
+
+cat <<MSG
+
+The demo pool stays in $POOL (no view is left mounted). Next commands to try:
+  alias vunify='$V --pool $POOL'
+  vunify guest list; vunify stat web-01 legacy-1; vunify template list
+  vunify mount web-01 && ls -li $POOL/guests/web-01/root/bin && vunify umount web-01
+  vunify guest create db --template busybox; vunify unify --all --dry-run
+  vunify template export busybox $WORK/busybox.tar.xz; vunify fsck; vunify gc --dry-run
+Remove it: bash scripts/demo.sh --clean
+  (that is: $V --pool $POOL umount --all && rm -rf $WORK)
+MSG

@@ -6,6 +6,7 @@
 #include <functional>
 #include <string>
 
+#include "os/progress.hpp"
 #include "unify/templates.hpp"
 
 namespace vunify::unify {
@@ -31,7 +32,8 @@ struct ImportStats {
 // Reads the archive on `in_fd` (tar, pax, cpio, zip, 7z, iso9660; gzip/xz/zstd/bzip2/lz4...)
 // into the builder's (empty) root. `label` names the input in messages. A bad or hostile
 // archive throws UserError naming the entry; the caller removes the partial tree.
-ImportStats import_archive(int in_fd, const std::string& label, TemplateBuilder& builder, const ImportLimits& limits);
+ImportStats import_archive(int in_fd, const std::string& label, TemplateBuilder& builder, const ImportLimits& limits,
+                           const os::Progress& progress = {});
 
 struct ExportStats {
   uint64_t entries = 0, bytes = 0;
@@ -41,7 +43,12 @@ struct ExportStats {
 // Writes the tree at `root_fd` as a pax archive on `out_fd`: entries sorted, numeric owners,
 // mtime in ns, xattrs (incl. ACLs and capabilities as raw xattrs), hard-link groups, sparse
 // files; no atime/ctime (sockets are left out), so the same tree always gives the same bytes. `compression`: "",
-// "gzip", "xz", "zstd" or "bzip2".
-ExportStats export_tree(int root_fd, const LinkGroups& links, int out_fd, const std::string& compression);
+// "gzip", "xz", "zstd" or "bzip2"; xz and zstd compress on several threads (compression_threads()),
+// in a block layout that does not depend on the thread count, so the bytes stay the same.
+ExportStats export_tree(int root_fd, const LinkGroups& links, int out_fd, const std::string& compression,
+                        const os::Progress& progress = {});
+// Compressor threads for xz and zstd exports: the cores, at least 2 (so that xz always uses its
+// multi-threaded block format, whatever the machine) and at most 8 (xz needs ~100 MiB each).
+unsigned compression_threads();
 
 }  // namespace vunify::unify

@@ -63,6 +63,10 @@ class Importer {
     dirs_[""] = DirMeta{};
   }
   ImportStats run();
+  void show_progress(const os::Progress* progress, uint64_t input_bytes) {
+    progress_ = progress;
+    input_bytes_ = input_bytes;
+  }
 
  private:
   [[noreturn]] void bad(const std::string& entry, const std::string& why) const { reject(label_, entry, why); }
@@ -77,6 +81,7 @@ class Importer {
   void make_special(const std::string& rel, int dirfd, const std::string& name, archive_entry* e);
   Hash128 write_data(int fd, const std::string& rel, int64_t size);
   void finish_dirs();
+  void report();
 
   struct archive* a_;
   std::string label_;
@@ -91,6 +96,8 @@ class Importer {
   std::vector<std::pair<std::string, SharedDir>> dir_cache_;  // most recently used first
   HashState hash_;
   uint64_t data_bytes_ = 0;
+  const os::Progress* progress_ = nullptr;
+  uint64_t input_bytes_ = 0;  // size of the archive file, 0 if unknown (a pipe)
   FilePlacer placer_;  // last: its thread stops before anything it uses goes away
 };
 
@@ -316,12 +323,22 @@ ImportStats Importer::run() {
     if (r == ARCHIVE_EOF) break;
     if (r < ARCHIVE_WARN) archive_failed("cannot read the next entry");
     entry(e);
+    if ((stats_.entries & 255) == 0) report();
   }
   placer_.drain();
   dir_cache_.clear();
   finish_dirs();
   stats_.archive_bytes = static_cast<uint64_t>(archive_filter_bytes(a_, -1));
   return stats_;
+}
+
+void Importer::report() {
+  if (!progress_ || !*progress_) return;
+  uint64_t read = static_cast<uint64_t>(archive_filter_bytes(a_, -1));
+  std::string line = fmt::format("importing: {} entries, {} MiB of file data, {} MiB of the archive read", stats_.entries,
+                                 stats_.bytes >> 20, read >> 20);
+  if (input_bytes_) line += fmt::format(" ({}%)", std::min<uint64_t>(100, read * 100 / input_bytes_));
+  (*progress_)(line);
 }
 
 ArchivePtr open_reader(int in_fd, const std::string& label) {
@@ -341,9 +358,13 @@ ArchivePtr open_reader(int in_fd, const std::string& label) {
 
 }  // namespace
 
-ImportStats import_archive(int in_fd, const std::string& label, TemplateBuilder& builder, const ImportLimits& limits) {
+ImportStats import_archive(int in_fd, const std::string& label, TemplateBuilder& builder, const ImportLimits& limits,
+                           const os::Progress& progress) {
   ArchivePtr a = open_reader(in_fd, label);
-  return Importer(a.get(), label, builder, limits).run();
+  Importer importer(a.get(), label, builder, limits);
+  struct stat st {};
+  importer.show_progress(&progress, ::fstat(in_fd, &st) == 0 && S_ISREG(st.st_mode) ? static_cast<uint64_t>(st.st_size) : 0);
+  return importer.run();
 }
 
 }  // namespace vunify::unify

@@ -183,14 +183,22 @@ void rebuild_replaced_index(Pool& pool, FsckReport& r) {
 
 }  // namespace
 
-FsckReport fsck(Pool& pool, bool repair) {
+FsckReport fsck(Pool& pool, bool repair, const os::Progress& progress) {
   FsckReport r;
   r.recovered = pool.recovered();
   rebuild_replaced_index(pool, r);
+  auto phase = [&](const char* what) {
+    if (progress) progress(fmt::format("fsck: {}", what));
+  };
+  phase("guests against their trees");
   check_guests(pool, repair, r);
+  phase("store objects against the index");
   check_objects(pool, repair, r);
+  phase("guest trees for leftover temp entries");
   check_temp_entries(pool, repair, r);
+  phase("hard-link groups");
   check_link_groups(pool, repair, r);
+  phase("templates and guest records");
   check_template_trees(pool, repair, r);
   check_templates(pool, repair, r);
   check_guest_records(pool, repair, r);

@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "os/progress.hpp"
 #include "unify/pool.hpp"
 
 namespace vunify::unify {
@@ -13,6 +14,6 @@ struct FsckReport {
   size_t recovered = 0;               // interrupted-run leftovers fixed on open
 };
 
-FsckReport fsck(Pool& pool, bool repair);
+FsckReport fsck(Pool& pool, bool repair, const os::Progress& progress = {});
 
 }  // namespace vunify::unify

@@ -51,7 +51,8 @@ void check_new_guest(Pool& pool, const std::string& name) {
 
 }  // namespace
 
-os::TreeCopyStats add_guest(Pool& pool, const std::string& name, const std::string& from, bool move) {
+os::TreeCopyStats add_guest(Pool& pool, const std::string& name, const std::string& from, bool move,
+                            const os::Progress& progress) {
   check_new_guest(pool, name);
   check_outside_pool(pool, from, "source");
   int sfd = ::open(from.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -71,7 +72,7 @@ os::TreeCopyStats add_guest(Pool& pool, const std::string& name, const std::stri
   } else {
     std::string tmp = fmt::format(".add-{}-{}", name, ::getpid());
     try {
-      stats = os::copy_tree(src.get(), pool.backing_fd(), tmp);
+      stats = os::copy_tree(src.get(), pool.backing_fd(), tmp, progress);
       if (::syncfs(pool.fd()) != 0) os::throw_errno("syncfs", pool.root());
       if (::renameat2(pool.backing_fd(), tmp.c_str(), pool.backing_fd(), name.c_str(), RENAME_NOREPLACE) != 0)
         os::throw_errno("rename into place", pool.path("backing/" + name));

@@ -21,7 +21,8 @@ std::vector<GuestInfo> list_guests(Pool& pool);
 
 // Copies (or, with `move`, renames: same filesystem only) the tree at `from` into
 // backing/NAME. Copies into a temp name and renames at the end: a failure leaves nothing.
-os::TreeCopyStats add_guest(Pool& pool, const std::string& name, const std::string& from, bool move);
+os::TreeCopyStats add_guest(Pool& pool, const std::string& name, const std::string& from, bool move,
+                            const os::Progress& progress = {});
 
 // Removes the guest's tree and index rows; objects it used stay until `vunify gc`.
 void remove_guest(Pool& pool, const std::string& name);

@@ -138,8 +138,9 @@ GcReport Store::gc(bool dry_run) {
   return report;
 }
 
-std::vector<VerifyProblem> Store::verify(unsigned threads) {
+std::vector<VerifyProblem> Store::verify(unsigned threads, const os::Progress& progress) {
   std::vector<ObjectRow> objects = load();
+  std::atomic<size_t> checked{0};
   std::vector<VerifyProblem> problems;
   std::mutex mu;
   auto report = [&](const std::string& name, std::string what) {
@@ -161,6 +162,7 @@ std::vector<VerifyProblem> Store::verify(unsigned threads) {
     if (key.xattrs != obj.key.xattrs) report(obj.name, "xattrs changed");
     if (key.mtime_ns != obj.key.mtime_ns) report(obj.name, "mtime changed");
     if (st.st_ino != obj.ino) report(obj.name, "inode number differs from the index");
+    if ((++checked & 63) == 0 && progress) progress(fmt::format("verifying: {}/{} objects", checked.load(), objects.size()));
   });
   std::sort(problems.begin(), problems.end(), [](auto& a, auto& b) { return a.object < b.object; });
   return problems;

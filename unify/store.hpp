@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "os/progress.hpp"
 #include "unify/file_key.hpp"
 #include "unify/pool.hpp"
 
@@ -46,7 +47,7 @@ class Store {
   GcReport gc(bool dry_run);
 
   // Re-hashes every object and checks its metadata against the index.
-  std::vector<VerifyProblem> verify(unsigned threads);
+  std::vector<VerifyProblem> verify(unsigned threads, const os::Progress& progress = {});
 
   // Objects on disk but not in the index (a run interrupted before its index commit): rehash
   // and record them when two or more guest paths use them, otherwise drop the store link, which leaves the one guest file as it was. Returns how many.

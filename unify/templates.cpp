@@ -254,7 +254,8 @@ namespace {
 
 class Ingester {
  public:
-  Ingester(TemplateBuilder& b, ObjectSet objects) : b_(b), objects_(std::move(objects)) {}
+  Ingester(TemplateBuilder& b, ObjectSet objects, const os::Progress& progress)
+      : b_(b), objects_(std::move(objects)), progress_(progress) {}
   void copy_children(int src, int dst, const std::string& rel);
   IngestStats stats;
 
@@ -263,6 +264,7 @@ class Ingester {
   void copy_regular(int src, int dst, const std::string& name, const std::string& rel, const struct stat& st);
   TemplateBuilder& b_;
   ObjectSet objects_;
+  const os::Progress& progress_;
   std::map<ino_t, std::pair<std::string, size_t>> first_;  // private hard links: ino -> (rel, group)
 };
 
@@ -325,7 +327,8 @@ void Ingester::copy_regular(int src, int dst, const std::string& name, const std
 }
 
 void Ingester::copy_entry(int src, int dst, const std::string& name, const std::string& rel, const struct stat& st) {
-  ++stats.entries;
+  if ((++stats.entries & 255) == 0 && progress_)
+    progress_(fmt::format("copying: {} entries, {} MiB of file data", stats.entries, stats.bytes >> 20));
   switch (st.st_mode & S_IFMT) {
     case S_IFDIR: {
       if (::mkdirat(dst, name.c_str(), 0700) != 0) throw_errno("create directory", rel);
@@ -354,10 +357,10 @@ void Ingester::copy_entry(int src, int dst, const std::string& name, const std::
 
 }  // namespace
 
-IngestStats ingest_tree(Pool& pool, int src_root_fd, TemplateBuilder& builder) {
+IngestStats ingest_tree(Pool& pool, int src_root_fd, TemplateBuilder& builder, const os::Progress& progress) {
   struct stat st {};
   if (::fstat(src_root_fd, &st) != 0) throw_errno("stat", ".");
-  Ingester ing(builder, ObjectSet::load(pool));
+  Ingester ing(builder, ObjectSet::load(pool), progress);
   ing.copy_children(src_root_fd, builder.root_fd(), "");
   os::copy_file_metadata(builder.root_fd(), st, os::read_xattrs(src_root_fd, "."), ".");
   return ing.stats;
@@ -412,7 +415,8 @@ int run_program(const std::vector<std::string>& argv) {
 
 }  // namespace
 
-ImportResult import_template(Pool& pool, const std::string& name, const std::string& file, const ImportLimits& limits) {
+ImportResult import_template(Pool& pool, const std::string& name, const std::string& file, const ImportLimits& limits,
+                             const os::Progress& progress) {
   auto t0 = std::chrono::steady_clock::now();
   unique_fd owned;
   int fd = 0;
@@ -434,7 +438,7 @@ ImportResult import_template(Pool& pool, const std::string& name, const std::str
     }
   }
   TemplateBuilder b(pool, name, "archive:" + file);
-  ImportStats s = import_archive(fd, file == "-" ? "(stdin)" : file, b, limits);
+  ImportStats s = import_archive(fd, file == "-" ? "(stdin)" : file, b, limits, progress);
   ImportResult r = finish(b, t0);
   r.entries = s.entries;
   r.files = s.files;
@@ -443,17 +447,17 @@ ImportResult import_template(Pool& pool, const std::string& name, const std::str
   return r;
 }
 
-ImportResult template_from_guest(Pool& pool, const std::string& name, const std::string& guest) {
+ImportResult template_from_guest(Pool& pool, const std::string& name, const std::string& guest, const os::Progress& progress) {
   auto t0 = std::chrono::steady_clock::now();
   unique_fd root = pool.open_guest_root(guest);
   TemplateBuilder b(pool, name, "guest:" + guest);
-  IngestStats s = ingest_tree(pool, root.get(), b);
+  IngestStats s = ingest_tree(pool, root.get(), b, progress);
   // The guest's own hard links whose inode is shared are recorded, not visible in the tree.
   for (auto& paths : link_group_paths(root.get(), read_links(open_links_dir(pool).get(), guest))) b.links().push_back(paths);
   return finish(b, t0, s);
 }
 
-ImportResult build_template(Pool& pool, const std::string& name, const DebootstrapOptions& o) {
+ImportResult build_template(Pool& pool, const std::string& name, const DebootstrapOptions& o, const os::Progress& progress) {
   auto t0 = std::chrono::steady_clock::now();
   if (o.suite.empty()) throw UserError("--debootstrap needs a suite (e.g. bookworm)");
   TemplateBuilder b(pool, name, fmt::format("debootstrap:{}/{}", o.suite, o.variant));
@@ -486,18 +490,18 @@ ImportResult build_template(Pool& pool, const std::string& name, const Debootstr
   unmount_beneath(dir);
   if (rc != 0) throw UserError(fmt::format("debootstrap failed (exit status {}); see its output above", rc));
   unique_fd root = os::open_beneath(tdir.get(), tmp, O_RDONLY | O_DIRECTORY);
-  IngestStats s = ingest_tree(pool, root.get(), b);
+  IngestStats s = ingest_tree(pool, root.get(), b, progress);
   return finish(b, t0, s);
 }
 
-uint64_t export_template(Pool& pool, const std::string& name, const std::string& file) {
+uint64_t export_template(Pool& pool, const std::string& name, const std::string& file, const os::Progress& progress) {
   unique_fd root = open_template_root(pool, name);
   LinkGroups links = read_link_groups(pool, name);
   std::string compression;
   for (auto [suffix, c] : {std::pair{".gz", "gzip"}, std::pair{".tgz", "gzip"}, std::pair{".xz", "xz"}, std::pair{".zst", "zstd"},
                            std::pair{".bz2", "bzip2"}})
     if (file.ends_with(suffix)) compression = c;
-  if (file == "-") return export_tree(root.get(), links, 1, compression).entries;
+  if (file == "-") return export_tree(root.get(), links, 1, compression, progress).entries;
   struct stat st {};
   if (::stat(file.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
     throw UserError(fmt::format("{} is a directory: give the archive file to write (e.g. {}/{}.tar.gz)", file, file, name));
@@ -506,7 +510,7 @@ uint64_t export_template(Pool& pool, const std::string& name, const std::string&
   if (fd < 0) throw_errno("create", file);
   unique_fd out(fd);
   try {
-    uint64_t n = export_tree(root.get(), links, fd, compression).entries;
+    uint64_t n = export_tree(root.get(), links, fd, compression, progress).entries;
     if (::fsync(fd) != 0) throw_errno("fsync", file);
     return n;
   } catch (...) {

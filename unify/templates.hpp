@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "os/progress.hpp"
 #include "os/unique_fd.hpp"
 #include "unify/file_key.hpp"
 #include "unify/pool.hpp"
@@ -94,7 +95,7 @@ void relink_template_file(Pool& pool, ObjectSink& sink, int dirfd, const std::st
 struct IngestStats {
   uint64_t entries = 0, files = 0, bytes = 0;
 };
-IngestStats ingest_tree(Pool& pool, int src_root_fd, TemplateBuilder& builder);
+IngestStats ingest_tree(Pool& pool, int src_root_fd, TemplateBuilder& builder, const os::Progress& progress = {});
 
 struct ImportLimits;
 struct ImportResult {
@@ -104,9 +105,11 @@ struct ImportResult {
 };
 
 // `template import NAME FILE` ("-": stdin).
-ImportResult import_template(Pool& pool, const std::string& name, const std::string& file, const ImportLimits& limits);
+ImportResult import_template(Pool& pool, const std::string& name, const std::string& file, const ImportLimits& limits,
+                             const os::Progress& progress = {});
 // `template from-guest NAME GUEST`.
-ImportResult template_from_guest(Pool& pool, const std::string& name, const std::string& guest);
+ImportResult template_from_guest(Pool& pool, const std::string& name, const std::string& guest,
+                                 const os::Progress& progress = {});
 
 struct DebootstrapOptions {
   std::string suite, variant = "minbase", mirror;
@@ -114,10 +117,11 @@ struct DebootstrapOptions {
 };
 // `template build NAME --debootstrap SUITE`: debootstrap into a temp dir of the pool, then
 // ingest that tree. debootstrap's own output goes to stderr.
-ImportResult build_template(Pool& pool, const std::string& name, const DebootstrapOptions& options);
+ImportResult build_template(Pool& pool, const std::string& name, const DebootstrapOptions& options,
+                            const os::Progress& progress = {});
 
 // `template export NAME FILE` ("-": stdout); compression from the suffix (.gz .xz .zst .bz2).
-uint64_t export_template(Pool& pool, const std::string& name, const std::string& file);
+uint64_t export_template(Pool& pool, const std::string& name, const std::string& file, const os::Progress& progress = {});
 
 // Removes a template; refuses while guests were made from it unless `force`.
 // Its objects stay while guests use them (vunify gc removes unused ones).

@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "os/progress.hpp"
 #include "unify/hash.hpp"
 #include "unify/pool.hpp"
 
@@ -23,7 +24,7 @@ struct UnifyOptions {
                                       // guest root; without, against the file name
   bool dry_run = false;
   unsigned threads = 0;  // readers (hash + compare) and walkers; 0: max(16, twice the cores)
-  std::function<void(const std::string&)> progress;  // receives one-line progress updates
+  os::Progress progress;  // receives one-line progress updates
 
   // Test hooks. hash_hook maps each content hash before grouping (forces collisions);
   // step_hook is called before each change to the disk, numbered from 1.
