@@ -79,7 +79,8 @@ void add_store_commands(CLI::App& app, Globals& g) {
   auto* gc = app.add_subcommand("gc", "Remove store objects that no guest uses");
   gc->add_flag("--dry-run", *dry, "Report only");
   gc->callback([&g, dry] {
-    unify::Pool pool(g.pool, unify::Access::Write);
+    // A dry run reads only: no recovery, no reconcile, no index write.
+    unify::Pool pool(g.pool, *dry ? unify::Access::Read : unify::Access::Write);
     auto r = unify::Store(pool).gc(*dry);
     fmt::print("{}{} unused objects removed ({}), {} kept\n", *dry ? "dry run: " : "", r.removed, human_bytes(r.bytes_freed),
                r.kept);
@@ -103,7 +104,9 @@ void add_store_commands(CLI::App& app, Globals& g) {
   auto* fsck = app.add_subcommand("fsck", "Check the index against the trees; --repair rebuilds what is wrong");
   fsck->add_flag("--repair", *repair, "Fix what is found (the index is a cache of the trees)");
   fsck->callback([&g, repair] {
-    unify::Pool pool(g.pool, unify::Access::Write);
+    // Without --repair fsck reads only (it works on a full disk and reports leftovers of an
+    // interrupted run instead of recovering them).
+    unify::Pool pool(g.pool, *repair ? unify::Access::Write : unify::Access::Read);
     auto r = unify::fsck(pool, *repair);
     if (r.recovered) fmt::print("recovered {} leftovers of an interrupted run\n", r.recovered);
     for (const auto& p : r.problems) fmt::print("problem: {}\n", p);

@@ -36,8 +36,9 @@ class Index {
  public:
   static constexpr int kSchemaVersion = 1;
 
-  // Opens (creating if `create`) the database at `path`; applies migrations.
-  Index(const std::string& path, bool create);
+  // Opens (creating if `create`) the database at `path`; applies migrations. `read_only`: for
+  // commands holding the pool lock shared, which write nothing (see index.cpp on locking).
+  Index(const std::string& path, bool create, bool read_only = false);
   Index(const Index&) = delete;
   Index& operator=(const Index&) = delete;
   ~Index();

@@ -16,6 +16,7 @@
 #include <unordered_set>
 
 #include "os/copy.hpp"
+#include "os/crash_point.hpp"
 #include "os/error.hpp"
 #include "os/files.hpp"
 #include "os/walk.hpp"
@@ -65,6 +66,7 @@ void ObjectSink::place(int fd, const FileKey& key, int dirfd, const std::string&
   ObjectRow row = store_.adopt(fd, key, path);
   created_.push_back(row.name);
   by_key_[key].push_back(std::move(row));
+  os::crash_point("import.object");
 }
 
 const ObjectRow& ObjectSink::object_for(int fd, const FileKey& key, const std::string& path) {
@@ -362,6 +364,15 @@ IngestStats ingest_tree(Pool& pool, int src_root_fd, TemplateBuilder& builder) {
   return ing.stats;
 }
 
+void unmount_beneath(const std::string& dir) {
+  std::ifstream mounts("/proc/self/mounts");
+  std::vector<std::string> found;
+  std::string dev, mnt, rest;
+  while (mounts >> dev >> mnt && std::getline(mounts, rest))
+    if (mnt.starts_with(dir + "/")) found.push_back(mnt);
+  for (auto it = found.rbegin(); it != found.rend(); ++it) ::umount2(it->c_str(), MNT_DETACH);
+}
+
 // ---- the template commands ----
 
 namespace {
@@ -380,17 +391,6 @@ ImportResult finish(TemplateBuilder& b, std::chrono::steady_clock::time_point t0
   b.commit();
   r.seconds = seconds_since(t0);
   return r;
-}
-
-// Unmounts whatever a failed debootstrap left mounted beneath `dir` (proc, sys, ...), so that
-// removing the directory never walks into a mounted filesystem.
-void unmount_beneath(const std::string& dir) {
-  std::ifstream mounts("/proc/self/mounts");
-  std::vector<std::string> found;
-  std::string dev, mnt, rest;
-  while (mounts >> dev >> mnt && std::getline(mounts, rest))
-    if (mnt.starts_with(dir + "/")) found.push_back(mnt);
-  for (auto it = found.rbegin(); it != found.rend(); ++it) ::umount2(it->c_str(), MNT_DETACH);
 }
 
 int run_program(const std::vector<std::string>& argv) {
