@@ -122,8 +122,16 @@ Leftovers find_leftovers(Pool& pool) {
   Leftovers l;
   l.running = running_ops(pool.index());
   l.batches = pending_batches(pool.index());
-  l.temp_trees = all_temp_trees(pool);
-  l.orphan_links = orphan_link_records(pool);
+  std::set<std::string> in_batch;  // the batch's own temp trees and records are part of its line
+  for (const PendingBatch& b : l.batches)
+    for (const std::string& n : b.names) {
+      in_batch.insert("backing/.create-" + n + "-" + b.tmp_suffix);
+      in_batch.insert(n);
+    }
+  for (std::string& t : all_temp_trees(pool))
+    if (!in_batch.count(t)) l.temp_trees.push_back(std::move(t));
+  for (std::string& n : orphan_link_records(pool))
+    if (!in_batch.count(n)) l.orphan_links.push_back(std::move(n));
   std::unordered_set<std::string> known;
   for (const ObjectRow& obj : Store(pool).load()) known.insert(obj.name);
   os::walk_tree(pool.objects_fd(), [&](const os::WalkEntry& e) {
