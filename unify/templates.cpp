@@ -424,7 +424,10 @@ ImportResult import_template(Pool& pool, const std::string& name, const std::str
     if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && ::statvfs(pool.root().c_str(), &vfs) == 0) {
       uint64_t free_bytes = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
       if (static_cast<uint64_t>(st.st_size) + limits.reserve_bytes > free_bytes)
-        throw UserError(fmt::format("not enough free space in the pool for {} ({} bytes, {} free)", file, st.st_size, free_bytes));
+        throw UserError(fmt::format("not enough free space in the pool for {}: its {} bytes (a compressed archive unpacks to at "
+                                    "least that) plus a reserve of {} bytes kept free for the index and the guests are "
+                                    "needed, {} bytes are free",
+                                    file, st.st_size, limits.reserve_bytes, free_bytes));
     }
   }
   TemplateBuilder b(pool, name, "archive:" + file);
