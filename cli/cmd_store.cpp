@@ -80,7 +80,8 @@ void add_store_commands(CLI::App& app, Globals& g) {
   auto* gc = app.add_subcommand("gc", "Remove store objects that no guest uses");
   gc->add_flag("--dry-run", *dry, "Report only");
   gc->callback([&g, dry] {
-    unify::Pool pool(g.pool, unify::Access::Write);
+    // A dry run reads only: no recovery, no reconcile, no index write.
+    unify::Pool pool(g.pool, *dry ? unify::Access::Read : unify::Access::Write);
     auto r = unify::Store(pool).gc(*dry);
     if (*dry)
       fmt::print("dry run: would remove {} unused objects ({}), {} kept; nothing was changed\n", r.removed,
@@ -109,7 +110,9 @@ void add_store_commands(CLI::App& app, Globals& g) {
   auto* fsck = app.add_subcommand("fsck", "Check the index against the trees; --repair rebuilds what is wrong");
   fsck->add_flag("--repair", *repair, "Fix what is found (the index is a cache of the trees)");
   fsck->callback([&g, repair] {
-    unify::Pool pool(g.pool, *repair ? unify::Access::Repair : unify::Access::Write);
+    // Without --repair fsck reads only (it works on a full disk and reports leftovers of an
+    // interrupted run instead of recovering them).
+    unify::Pool pool(g.pool, *repair ? unify::Access::Repair : unify::Access::Read);
     ProgressLine progress;
     auto r = unify::fsck(pool, *repair, progress.sink());
     progress.finish();

@@ -16,6 +16,7 @@
 #include "unify/index_rebuild.hpp"
 #include "unify/link_groups.hpp"
 #include "unify/object_set.hpp"
+#include "unify/recovery.hpp"
 #include "unify/store.hpp"
 #include "unify/templates.hpp"
 
@@ -40,8 +41,10 @@ void check_guests(Pool& pool, bool repair, FsckReport& r) {
       r.repaired.push_back(fmt::format("dropped guest '{}' from the index", n));
     }
   }
+  std::set<std::string> batch;  // guests of an interrupted create: reported as that (leftovers)
+  for (const PendingBatch& b : pending_batches(pool.index())) batch.insert(b.names.begin(), b.names.end());
   for (const std::string& n : dirs) {
-    if (rows.count(n)) continue;
+    if (rows.count(n) || batch.count(n)) continue;
     r.problems.push_back(fmt::format("tree backing/{} is not a registered guest", n));
     if (repair) {
       try {
@@ -83,15 +86,7 @@ void check_objects(Pool& pool, bool repair, FsckReport& r) {
   if (repair) {
     size_t orphans = store.reconcile_orphans();
     if (orphans) r.repaired.push_back(fmt::format("reconciled {} store entries missing from the index", orphans));
-  } else {
-    std::set<std::string> known;
-    for (const ObjectRow& obj : store.load()) known.insert(obj.name);
-    os::walk_tree(pool.objects_fd(), [&](const os::WalkEntry& e) {
-      if (S_ISDIR(e.st.st_mode)) return true;
-      if (!known.count(e.rel)) r.problems.push_back(fmt::format("store entry {} is not in the index", e.rel));
-      return false;
-    });
-  }
+  }  // without --repair, orphan store entries are summed up with the other leftovers
 }
 
 void check_temp_entries(Pool& pool, bool repair, FsckReport& r) {
@@ -187,6 +182,8 @@ FsckReport fsck(Pool& pool, bool repair, const os::Progress& progress) {
   FsckReport r;
   r.recovered = pool.recovered();
   rebuild_replaced_index(pool, r);
+  if (!repair)  // a plain fsck reads only: what recovery would put right is reported, briefly
+    for (std::string& line : describe(find_leftovers(pool))) r.problems.push_back(std::move(line));
   auto phase = [&](const char* what) {
     if (progress) progress(fmt::format("fsck: {}", what));
   };
@@ -202,7 +199,7 @@ FsckReport fsck(Pool& pool, bool repair, const os::Progress& progress) {
   check_template_trees(pool, repair, r);
   check_templates(pool, repair, r);
   check_guest_records(pool, repair, r);
-  pool.index().exec("DELETE FROM files WHERE guest NOT IN (SELECT name FROM guests)");
+  if (repair) pool.index().exec("DELETE FROM files WHERE guest NOT IN (SELECT name FROM guests)");
   return r;
 }
 

@@ -81,6 +81,9 @@ os::TreeCopyStats add_guest(Pool& pool, const std::string& name, const std::stri
       throw;
     }
   }
+  // A fresh tree has no recorded hard-link groups: never adopt a stale record of the name.
+  if (::unlinkat(pool.fd(), ("links/" + name).c_str(), 0) != 0 && errno != ENOENT)
+    os::throw_errno("remove stale", pool.path("links/" + name));
   Transaction tx(pool.index());
   register_guest(pool, name, "");
   tx.commit();

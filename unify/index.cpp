@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <sys/stat.h>
+
 #include <cstring>
 #include <stdexcept>
 
@@ -112,9 +114,41 @@ std::string Stmt::col_text(int i) const {
 }
 bool Stmt::col_null(int i) const { return sqlite3_column_type(stmt_, i) == SQLITE_NULL; }
 
-Index::Index(const std::string& path, bool create) : path_(path) {
-  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
-  if (sqlite3_open_v2(path.c_str(), &db_, flags, nullptr) != SQLITE_OK) {
+namespace {
+
+bool wal_has_frames(const std::string& db_path) {
+  struct stat st {};
+  return ::stat((db_path + "-wal").c_str(), &st) == 0 && st.st_size > 0;
+}
+
+// A file: URI for sqlite3_open_v2 with SQLITE_OPEN_URI.
+std::string uri_for(const std::string& path, const char* query) {
+  std::string out = "file:";
+  for (char c : path) {
+    if (c == '%' || c == '?' || c == '#') out += fmt::format("%{:02X}", static_cast<unsigned char>(c));
+    else out += c;
+  }
+  return out + "?" + query;
+}
+
+}  // namespace
+
+// No connection ever maps a -shm file: the wal-index of a connection in EXCLUSIVE locking mode
+// lives in its heap. SQLite extends a -shm by writing one byte per 4 KiB page, which on a
+// filesystem with 1 KiB blocks leaves holes; the first store into one on a full disk was a
+// SIGBUS (issue 15, item 11). Two vunify processes never use the index at once except readers
+// (the pool lock: exclusive for writers, shared for readers), so:
+//  - a writer holds SQLite's lock for its whole run (EXCLUSIVE mode; WAL in heap);
+//  - a reader opens the file immutable (no lock, no -shm, no write of any kind: it works on a
+//    full disk and changes nothing), unless a killed writer left frames in the WAL: then it
+//    reads them as a writer would but never checkpoints (readers after a crash run one at a
+//    time until the next pool-changing command folds the WAL in).
+Index::Index(const std::string& path, bool create, bool read_only) : path_(path) {
+  bool immutable = read_only && !wal_has_frames(path);
+  int flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI | (immutable ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) |
+              (create ? SQLITE_OPEN_CREATE : 0);
+  std::string uri = uri_for(path, immutable ? "immutable=1" : "cache=private");
+  if (sqlite3_open_v2(uri.c_str(), &db_, flags, nullptr) != SQLITE_OK) {
     std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
     sqlite3_close(db_);
     db_ = nullptr;
@@ -122,11 +156,26 @@ Index::Index(const std::string& path, bool create) : path_(path) {
   }
   sqlite3_busy_timeout(db_, 30000);
   try {
-    exec("PRAGMA journal_mode=WAL");
-    exec("PRAGMA synchronous=NORMAL");
+    if (!immutable) {
+      exec("PRAGMA locking_mode=EXCLUSIVE");  // before the first access: the wal-index goes to the heap
+      if (read_only) {
+        sqlite3_db_config(db_, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
+        exec("PRAGMA query_only=1");
+      } else {
+        exec("PRAGMA journal_mode=WAL");
+        exec("PRAGMA synchronous=NORMAL");
+      }
+    }
     exec("PRAGMA foreign_keys=ON");
     if (!create && schema_version() == 0) throw IndexDamaged("no schema: an empty file");
-    migrate();
+    if (read_only) {
+      if (schema_version() != kSchemaVersion)
+        throw std::runtime_error(fmt::format("index {} has schema version {}, this vunify uses {}: run a command that "
+                                             "changes the pool (e.g. 'vunify gc') to migrate it",
+                                             path, schema_version(), kSchemaVersion));
+    } else {
+      migrate();
+    }
   } catch (const IndexDamaged&) {
     sqlite3_close(db_);
     db_ = nullptr;

@@ -45,9 +45,10 @@ class Index {
  public:
   static constexpr int kSchemaVersion = 1;
 
-  // Opens (creating if `create`) the database at `path`; applies migrations. Throws
-  // IndexDamaged if the file is not a database, is corrupt, or (not `create`) has no schema.
-  Index(const std::string& path, bool create);
+  // Opens (creating if `create`) the database at `path`; applies migrations. `read_only`: for
+  // commands holding the pool lock shared, which write nothing (see index.cpp on locking).
+  // Throws IndexDamaged if the file is not a database, is corrupt, or (not `create`) has no schema.
+  Index(const std::string& path, bool create, bool read_only = false);
   Index(const Index&) = delete;
   Index& operator=(const Index&) = delete;
   ~Index();

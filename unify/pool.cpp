@@ -16,7 +16,7 @@
 #include "os/walk.hpp"
 #include "unify/link_groups.hpp"
 #include "unify/object_set.hpp"
-#include "unify/store.hpp"
+#include "unify/recovery.hpp"
 
 namespace vunify::unify {
 
@@ -225,7 +225,7 @@ void Pool::open_index(Access access) {
   std::string db = path("vunify.db");
   if (::access(db.c_str(), F_OK) == 0) {
     try {
-      index_ = std::make_unique<Index>(db, false);
+      index_ = std::make_unique<Index>(db, false, access == Access::Read);
       return;
     } catch (const IndexDamaged& e) {
       if (access != Access::Repair) throw UserError(index_damaged_message(root_, e.what()));
@@ -286,19 +286,9 @@ size_t Pool::detach_stale_mounts() {
   return n;
 }
 
-size_t Pool::recover() {
-  // Leftover store temp entries (never linked into a guest) and half-added or half-removed
-  // guest trees (dot names: guest names cannot start with a dot) are safe to drop.
-  size_t leftovers = 0;
-  for (int dirfd : {store_tmp_fd(), backing_fd()}) {
-    os::walk_tree(dirfd, [&](const os::WalkEntry& e) {
-      if (dirfd == store_tmp_fd() || e.name[0] == '.') {
-        os::remove_tree(e.dirfd, e.name);
-        ++leftovers;
-      }
-      return false;
-    });
-  }
+size_t Pool::recover() { return recover_pool(*this); }
+
+size_t Pool::restore_pending_dirs() {
   struct Pending {
     std::string guest, path;
     int64_t atime_ns, mtime_ns;
@@ -308,14 +298,6 @@ size_t Pool::recover() {
     Stmt s = index_->prepare("SELECT guest, path, atime_ns, mtime_ns FROM pending_dirs");
     while (s.step()) pending.push_back({s.col_text(0), s.col_text(1), s.col_int(2), s.col_int(3)});
   }
-  bool interrupted = false;
-  {
-    Stmt s = index_->prepare("SELECT 1 FROM meta WHERE key='unify_running'");
-    interrupted = s.step();
-  }
-  if (pending.empty() && !interrupted) return leftovers;
-  Store(*this).reconcile_orphans();
-  resolve_all_links();  // hard-link groups caught halfway
   for (const Pending& p : pending) {
     int gfd = os::try_open_beneath(backing_fd(), p.guest, O_RDONLY | O_DIRECTORY);
     if (gfd < 0) continue;  // guest removed since
@@ -330,8 +312,8 @@ size_t Pool::recover() {
     struct timespec times[2] = {from_ns(p.atime_ns), from_ns(p.mtime_ns)};
     if (::futimens(dir.get(), times) != 0) throw_errno("restore times of", os::join_path(p.guest, p.path));
   }
-  index_->exec("DELETE FROM pending_dirs; DELETE FROM meta WHERE key='unify_running'");
-  return leftovers + pending.size() + (interrupted ? 1 : 0);
+  if (!pending.empty()) index_->exec("DELETE FROM pending_dirs");
+  return pending.size();
 }
 
 void Pool::resolve_all_links() {

@@ -73,9 +73,12 @@ class Pool {
   // Throws UserError unless `name` matches [A-Za-z0-9][A-Za-z0-9._-]* (at most 64 chars).
   static void check_name(std::string_view name, std::string_view what);
 
-  // Restores directory times and removes temp entries left by an interrupted run.
-  // Returns the number of directories repaired. Called by Write opens.
+  // Puts right what an interrupted run left (unify/recovery.hpp); returns how many things it
+  // fixed. Called by Write opens.
   size_t recover();
+  // Restores the times of the directories an interrupted unify was changing and removes its
+  // temp entries in them; returns how many.
+  size_t restore_pending_dirs();
   // Repairs every guest's hard-link groups left halfway (unify/link_groups.hpp).
   void resolve_all_links();
   // What the Write open recovered (0 if the last run ended cleanly).

@@ -14,6 +14,7 @@
 #include <toml++/toml.h>
 
 #include "os/copy.hpp"
+#include "os/crash_point.hpp"
 #include "os/error.hpp"
 #include "os/files.hpp"
 #include "os/walk.hpp"
@@ -22,6 +23,7 @@
 #include "unify/link_groups.hpp"
 #include "unify/object_set.hpp"
 #include "unify/parallel.hpp"
+#include "unify/recovery.hpp"
 #include "unify/store.hpp"
 #include "unify/templates.hpp"
 
@@ -347,20 +349,37 @@ struct Job {
   GuestLinks links;  // the template's (or source guest's) hard-link groups, in this guest
 };
 
-// Builds every guest in parallel, then renames them into place and registers them in one
-// transaction. On any failure, nothing stays.
+// Builds every guest in parallel, then places the batch all or nothing: a journal of the batch
+// is committed before anything is placed (recovery rolls back a batch that still has one, see
+// unify/recovery.hpp); configs and link records are written, the guests renamed into place and
+// registered, and the journal dropped, in one index transaction. On any failure, nothing stays.
 void provision(Pool& pool, const Plan& plan, int src_root, const LinkGroups& groups, std::vector<Job>& jobs,
                const std::string& template_name, const std::string& clone_of, unsigned threads,
                const std::function<void(size_t, size_t)>& progress) {
   std::atomic<size_t> done{0};
   unique_fd links_dir = open_links_dir(pool);
+  PendingBatch batch{std::to_string(::getpid()), {}};
+  for (const Job& j : jobs) batch.names.push_back(j.name);
+  bool journaled = false;
   auto cleanup = [&] {
     for (Job& j : jobs) {
-      if (!j.links.empty()) ::unlinkat(links_dir.get(), j.name.c_str(), 0);
-      if (j.placed) ::renameat(pool.backing_fd(), j.name.c_str(), pool.backing_fd(), j.tmp.c_str());
+      if (journaled) {
+        ::unlinkat(links_dir.get(), j.name.c_str(), 0);
+        ::unlinkat(pool.fd(), ("etc/" + j.name + ".toml").c_str(), 0);
+      }
+      if (j.placed) {
+        ::renameat(pool.backing_fd(), j.name.c_str(), pool.backing_fd(), j.tmp.c_str());
+        ::unlinkat(pool.fd(), ("guests/" + j.name).c_str(), AT_REMOVEDIR);
+      }
       try {
         os::remove_tree(pool.backing_fd(), j.tmp);
       } catch (...) {
+      }
+    }
+    if (journaled) {
+      try {
+        clear_running(pool.index(), kBatchOp);
+      } catch (...) {  // the next recovery rolls back what the journal names
       }
     }
   };
@@ -373,23 +392,35 @@ void provision(Pool& pool, const Plan& plan, int src_root, const LinkGroups& gro
       }
       if (progress) progress(++done, jobs.size());
     });
-    // Records first (the handles survive the rename): a guest in place has its groups.
+    {
+      Transaction tx(pool.index());
+      write_batch_journal(pool.index(), batch);
+      tx.commit();
+      journaled = true;
+    }
+    for (Job& j : jobs) {
+      os::crash_point("create.config");
+      write_guest_config(pool, j.name, template_name, clone_of);
+    }
+    // Records before the rename (the handles survive it): a guest in place has its groups.
     for (Job& j : jobs)
       if (!j.links.empty()) write_links(links_dir.get(), j.name, j.links);
+    os::crash_point("create.links");
     if (::syncfs(pool.fd()) != 0) throw_errno("syncfs", pool.root());
     Transaction tx(pool.index());
     for (Job& j : jobs) {
+      os::crash_point("create.rename");
       if (::renameat2(pool.backing_fd(), j.tmp.c_str(), pool.backing_fd(), j.name.c_str(), RENAME_NOREPLACE) != 0)
         throw_errno("rename into place", pool.path("backing/" + j.name));
       j.placed = true;
       register_guest(pool, j.name, template_name);
     }
+    clear_running(pool.index(), kBatchOp);
     tx.commit();
   } catch (...) {
     cleanup();
     throw;
   }
-  for (Job& j : jobs) write_guest_config(pool, j.name, template_name, clone_of);
 }
 
 std::vector<Job> make_jobs(const std::vector<std::string>& names) {

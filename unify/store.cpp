@@ -13,9 +13,11 @@
 #include <mutex>
 #include <unordered_set>
 
+#include "os/crash_point.hpp"
 #include "os/error.hpp"
 #include "os/walk.hpp"
 #include "unify/parallel.hpp"
+#include "unify/recovery.hpp"
 
 namespace vunify::unify {
 
@@ -111,13 +113,14 @@ void Store::link_over(const ObjectRow& obj, int dirfd, const std::string& name, 
 
 GcReport Store::gc(bool dry_run) {
   GcReport report;
-  reconcile_orphans();
-  std::vector<int64_t> dropped;
-  for (const ObjectRow& obj : load()) {
+  if (!dry_run) reconcile_orphans();
+  std::vector<ObjectRow> doomed;
+  std::vector<int64_t> stale;
+  for (ObjectRow& obj : load()) {
     struct stat st {};
     if (::fstatat(pool_.objects_fd(), obj.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
       if (errno != ENOENT) throw_errno("stat store object", obj.name);
-      dropped.push_back(obj.id);  // already gone: a stale row
+      stale.push_back(obj.id);  // already gone: a stale row
       continue;
     }
     if (st.st_nlink > 1) {
@@ -126,14 +129,24 @@ GcReport Store::gc(bool dry_run) {
     }
     ++report.removed;
     report.bytes_freed += static_cast<uint64_t>(st.st_blocks) * 512;
-    if (dry_run) continue;
-    if (::unlinkat(pool_.objects_fd(), obj.name.c_str(), 0) != 0) throw_errno("remove store object", obj.name);
-    dropped.push_back(obj.id);
+    doomed.push_back(std::move(obj));
   }
-  Transaction tx(pool_.index());
-  Stmt del = pool_.index().prepare("DELETE FROM objects WHERE id=?");
-  for (int64_t id : dropped) del.bind(1, id).run();
-  tx.commit();
+  if (dry_run) return report;  // nothing on disk changes: no reconcile, no unlink, no index write
+  // Rows first, files after: a crash in between leaves unrecorded store entries of one link,
+  // which recovery drops (the "running:gc" mark makes it look), never rows without files.
+  {
+    Transaction tx(pool_.index());
+    Stmt del = pool_.index().prepare("DELETE FROM objects WHERE id=?");
+    for (int64_t id : stale) del.bind(1, id).run();
+    for (const ObjectRow& obj : doomed) del.bind(1, obj.id).run();
+    pool_.index().prepare("INSERT OR REPLACE INTO meta(key, value) VALUES(?, '')").bind(1, running_key("gc")).run();
+    tx.commit();
+  }
+  for (const ObjectRow& obj : doomed) {
+    os::crash_point("gc.unlink");
+    if (::unlinkat(pool_.objects_fd(), obj.name.c_str(), 0) != 0 && errno != ENOENT) throw_errno("remove store object", obj.name);
+  }
+  clear_running(pool_.index(), "gc");
   pool_.index().compact();
   return report;
 }

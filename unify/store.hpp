@@ -43,7 +43,8 @@ class Store {
   // On failure the original entry is untouched.
   void link_over(const ObjectRow& obj, int dirfd, const std::string& name, const std::string& path_for_errors);
 
-  // Removes objects no guest or template uses (nlink 1). Crash-safe: unlink first, then index.
+  // Removes objects no guest or template uses (nlink 1). Crash-safe: index rows first (with a
+  // running mark), then the files. A dry run changes nothing (reports from the index as it is).
   GcReport gc(bool dry_run);
 
   // Re-hashes every object and checks its metadata against the index.

@@ -16,6 +16,7 @@
 #include <unordered_set>
 
 #include "os/copy.hpp"
+#include "os/crash_point.hpp"
 #include "os/error.hpp"
 #include "os/files.hpp"
 #include "os/walk.hpp"
@@ -66,6 +67,7 @@ void ObjectSink::place(int fd, const FileKey& key, int dirfd, const std::string&
   ObjectRow row = store_.adopt(fd, key, path);
   created_.push_back(row.name);
   by_key_[key].push_back(std::move(row));
+  os::crash_point("import.object");
 }
 
 const ObjectRow& ObjectSink::object_for(int fd, const FileKey& key, const std::string& path) {
@@ -366,6 +368,15 @@ IngestStats ingest_tree(Pool& pool, int src_root_fd, TemplateBuilder& builder, c
   return ing.stats;
 }
 
+void unmount_beneath(const std::string& dir) {
+  std::ifstream mounts("/proc/self/mounts");
+  std::vector<std::string> found;
+  std::string dev, mnt, rest;
+  while (mounts >> dev >> mnt && std::getline(mounts, rest))
+    if (mnt.starts_with(dir + "/")) found.push_back(mnt);
+  for (auto it = found.rbegin(); it != found.rend(); ++it) ::umount2(it->c_str(), MNT_DETACH);
+}
+
 // ---- the template commands ----
 
 namespace {
@@ -384,17 +395,6 @@ ImportResult finish(TemplateBuilder& b, std::chrono::steady_clock::time_point t0
   b.commit();
   r.seconds = seconds_since(t0);
   return r;
-}
-
-// Unmounts whatever a failed debootstrap left mounted beneath `dir` (proc, sys, ...), so that
-// removing the directory never walks into a mounted filesystem.
-void unmount_beneath(const std::string& dir) {
-  std::ifstream mounts("/proc/self/mounts");
-  std::vector<std::string> found;
-  std::string dev, mnt, rest;
-  while (mounts >> dev >> mnt && std::getline(mounts, rest))
-    if (mnt.starts_with(dir + "/")) found.push_back(mnt);
-  for (auto it = found.rbegin(); it != found.rend(); ++it) ::umount2(it->c_str(), MNT_DETACH);
 }
 
 int run_program(const std::vector<std::string>& argv) {
@@ -434,7 +434,10 @@ ImportResult import_template(Pool& pool, const std::string& name, const std::str
     if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && ::statvfs(pool.root().c_str(), &vfs) == 0) {
       uint64_t free_bytes = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
       if (static_cast<uint64_t>(st.st_size) + limits.reserve_bytes > free_bytes)
-        throw UserError(fmt::format("not enough free space in the pool for {} ({} bytes, {} free)", file, st.st_size, free_bytes));
+        throw UserError(fmt::format("not enough free space in the pool for {}: its {} bytes (a compressed archive unpacks to at "
+                                    "least that) plus a reserve of {} bytes kept free for the index and the guests are "
+                                    "needed, {} bytes are free",
+                                    file, st.st_size, limits.reserve_bytes, free_bytes));
     }
   }
   TemplateBuilder b(pool, name, "archive:" + file);

@@ -89,6 +89,9 @@ void recover_templates(Pool& pool);
 // the guest's view), by a link to a store object with its current bytes and metadata; keeps
 // the directory's times. Used by `fsck --repair`.
 void relink_template_file(Pool& pool, ObjectSink& sink, int dirfd, const std::string& name, const std::string& path);
+// Unmounts whatever a failed debootstrap left mounted beneath `dir` (proc, sys, ...), so that
+// removing the directory never walks into a mounted filesystem.
+void unmount_beneath(const std::string& dir);
 
 // Copies a directory tree (a guest, a debootstrap result) into the builder's root: regular
 // files that are already store objects are linked, others copied and put into the store.

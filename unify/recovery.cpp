@@ -1,0 +1,204 @@
+#include "unify/recovery.hpp"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <set>
+#include <unordered_set>
+
+#include "os/error.hpp"
+#include "os/walk.hpp"
+#include "unify/link_groups.hpp"
+#include "unify/store.hpp"
+#include "unify/templates.hpp"
+
+namespace vunify::unify {
+
+using os::throw_errno;
+using os::unique_fd;
+
+namespace {
+
+constexpr size_t kExamples = 3;
+
+// Dot-named entries of a directory: temp trees of dead processes (guest and template names
+// cannot start with a dot). All entries for store/tmp.
+std::vector<std::string> temp_entries(Pool& pool, const std::string& sub, bool all) {
+  std::vector<std::string> out;
+  unique_fd dir = os::open_dir(pool.path(sub));
+  os::walk_tree(dir.get(), [&](const os::WalkEntry& e) {
+    if (all || e.name[0] == '.') out.push_back(e.name);
+    return false;
+  });
+  return out;
+}
+
+std::vector<std::string> all_temp_trees(Pool& pool) {
+  std::vector<std::string> out;
+  for (auto [sub, all] : {std::pair{"store/tmp", true}, std::pair{"backing", false}, std::pair{"templates", false}})
+    for (const std::string& n : temp_entries(pool, sub, all)) out.push_back(std::string(sub) + "/" + n);
+  return out;
+}
+
+void remove_temp_tree(Pool& pool, const std::string& rel) {
+  auto slash = rel.rfind('/');
+  std::string parent = rel.substr(0, slash), name = rel.substr(slash + 1);
+  unmount_beneath(pool.path(rel));  // a debootstrap killed with proc/sys mounted in its tree
+  unique_fd dir = os::open_dir(pool.path(parent));
+  os::remove_tree(dir.get(), name);
+}
+
+std::vector<std::string> running_ops(Index& index) {
+  std::vector<std::string> ops;
+  Stmt s = index.prepare("SELECT substr(key, 9) FROM meta WHERE key LIKE 'running:%' ORDER BY key");
+  while (s.step())
+    if (s.col_text(0) != kBatchOp) ops.push_back(s.col_text(0));
+  Stmt u = index.prepare("SELECT 1 FROM meta WHERE key='unify_running' UNION ALL SELECT 1 FROM pending_dirs LIMIT 1");
+  if (u.step()) ops.push_back("unify");
+  return ops;
+}
+
+std::vector<std::string> orphan_link_records(Pool& pool) {
+  std::vector<std::string> out;
+  unique_fd dir = open_links_dir(pool);
+  os::walk_tree(dir.get(), [&](const os::WalkEntry& e) {
+    if (e.name[0] != '.' && !pool.has_guest(e.name)) out.push_back(e.name);
+    return false;
+  });
+  return out;
+}
+
+// Undoes a guest batch that never reached its index commit: nothing of it was registered.
+void roll_back(Pool& pool, const PendingBatch& b) {
+  for (const std::string& name : b.names) {
+    if (pool.has_guest(name)) continue;  // not ours (the journal is dropped in the commit)
+    std::string doomed = ".create-" + name + "-" + b.tmp_suffix;
+    if (::renameat(pool.backing_fd(), name.c_str(), pool.backing_fd(), doomed.c_str()) != 0 && errno != ENOENT)
+      throw_errno("roll back", pool.path("backing/" + name));
+    os::remove_tree(pool.backing_fd(), doomed);
+    for (const std::string& f : {"links/" + name, "etc/" + name + ".toml", "etc/." + name + ".toml.tmp"})
+      if (::unlinkat(pool.fd(), f.c_str(), 0) != 0 && errno != ENOENT) throw_errno("roll back", pool.path(f));
+    ::unlinkat(pool.fd(), ("guests/" + name).c_str(), AT_REMOVEDIR);  // the empty mount point
+  }
+}
+
+}  // namespace
+
+std::string running_key(const std::string& op) { return "running:" + op; }
+
+void clear_running(Index& index, const std::string& op) {
+  index.prepare("DELETE FROM meta WHERE key=?").bind(1, running_key(op)).run();
+}
+
+void write_batch_journal(Index& index, const PendingBatch& batch) {
+  std::string value = batch.tmp_suffix;
+  for (const std::string& n : batch.names) value += "\n" + n;
+  index.prepare("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)").bind(1, running_key(kBatchOp)).bind(2, value).run();
+}
+
+std::vector<PendingBatch> pending_batches(Index& index) {
+  std::vector<PendingBatch> out;
+  Stmt s = index.prepare("SELECT value FROM meta WHERE key=?");
+  s.bind(1, running_key(kBatchOp));
+  while (s.step()) {
+    std::string v = s.col_text(0);
+    PendingBatch b;
+    for (size_t pos = 0, i = 0; pos <= v.size(); ++i) {
+      size_t end = v.find('\n', pos);
+      if (end == std::string::npos) end = v.size();
+      (i == 0 ? b.tmp_suffix : b.names.emplace_back()) = v.substr(pos, end - pos);
+      pos = end + 1;
+    }
+    out.push_back(std::move(b));
+  }
+  return out;
+}
+
+Leftovers find_leftovers(Pool& pool) {
+  Leftovers l;
+  l.running = running_ops(pool.index());
+  l.batches = pending_batches(pool.index());
+  std::set<std::string> in_batch;  // the batch's own temp trees and records are part of its line
+  for (const PendingBatch& b : l.batches)
+    for (const std::string& n : b.names) {
+      in_batch.insert("backing/.create-" + n + "-" + b.tmp_suffix);
+      in_batch.insert(n);
+    }
+  for (std::string& t : all_temp_trees(pool))
+    if (!in_batch.count(t)) l.temp_trees.push_back(std::move(t));
+  for (std::string& n : orphan_link_records(pool))
+    if (!in_batch.count(n)) l.orphan_links.push_back(std::move(n));
+  std::unordered_set<std::string> known;
+  for (const ObjectRow& obj : Store(pool).load()) known.insert(obj.name);
+  os::walk_tree(pool.objects_fd(), [&](const os::WalkEntry& e) {
+    if (S_ISDIR(e.st.st_mode)) return true;
+    if (known.count(e.rel)) return false;
+    if (l.orphan_objects++ < kExamples) l.orphan_examples.push_back(e.rel);
+    return false;
+  });
+  return l;
+}
+
+std::vector<std::string> describe(const Leftovers& l) {
+  constexpr const char* kFix = "the next command that changes the pool (or fsck --repair) puts it right";
+  std::vector<std::string> out;
+  for (const std::string& op : l.running) out.push_back(fmt::format("an interrupted {} run: {}", op, kFix));
+  for (const PendingBatch& b : l.batches)
+    out.push_back(fmt::format("an interrupted guest create of {} guest(s) ({}{}): none of them is registered; {} (rolls it back)",
+                              b.names.size(), b.names.empty() ? "" : b.names.front(),
+                              b.names.size() > 1 ? ".." + b.names.back() : "", kFix));
+  for (const std::string& t : l.temp_trees) out.push_back(fmt::format("leftover of an interrupted run: {}; {}", t, kFix));
+  for (const std::string& n : l.orphan_links) out.push_back(fmt::format("links/{} belongs to no guest; {}", n, kFix));
+  if (l.orphan_objects) {
+    std::string ex;
+    for (const std::string& e : l.orphan_examples) ex += (ex.empty() ? "" : ", ") + e;
+    out.push_back(fmt::format("{} store entries are not in the index (e.g. {}{}); {}", l.orphan_objects, ex,
+                              l.orphan_objects > l.orphan_examples.size() ? ", ..." : "", kFix));
+  }
+  return out;
+}
+
+size_t reconcile_store(Pool& pool) {
+  Store store(pool);
+  std::vector<int64_t> stale;
+  for (const ObjectRow& obj : store.load()) {
+    struct stat st {};
+    bool gone = ::fstatat(pool.objects_fd(), obj.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0;
+    if (gone && errno != ENOENT) throw_errno("stat store object", obj.name);
+    if (gone || st.st_ino != obj.ino) stale.push_back(obj.id);
+  }
+  if (!stale.empty()) {
+    Transaction tx(pool.index());
+    Stmt del = pool.index().prepare("DELETE FROM objects WHERE id=?");
+    for (int64_t id : stale) del.bind(1, id).run();
+    tx.commit();
+  }
+  return stale.size() + store.reconcile_orphans();
+}
+
+size_t recover_pool(Pool& pool) {
+  size_t fixed = 0;
+  std::vector<PendingBatch> batches = pending_batches(pool.index());
+  for (const PendingBatch& b : batches) roll_back(pool, b);
+  std::vector<std::string> temps = all_temp_trees(pool);
+  for (const std::string& t : temps) remove_temp_tree(pool, t);
+  std::vector<std::string> ops = running_ops(pool.index());
+  bool store_touched = !ops.empty() || std::any_of(temps.begin(), temps.end(), [](const std::string& t) {
+    return t.starts_with("templates/") || t.starts_with("store/");
+  });
+  if (store_touched) {
+    fixed += reconcile_store(pool);
+    pool.resolve_all_links();  // hard-link groups caught halfway
+  }
+  size_t dirs = pool.restore_pending_dirs();
+  for (const std::string& name : orphan_link_records(pool))
+    if (::unlinkat(pool.fd(), ("links/" + name).c_str(), 0) == 0) ++fixed;
+  pool.index().exec("DELETE FROM meta WHERE key LIKE 'running:%' OR key='unify_running'");
+  return fixed + batches.size() + temps.size() + dirs + ops.size();
+}
+
+}  // namespace vunify::unify
