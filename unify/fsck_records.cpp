@@ -78,20 +78,23 @@ void check_template_trees(Pool& pool, bool repair, FsckReport& r) {
       }
       continue;
     }
-    // No tree: what is left (a links list at most) cannot make a template. Quarantined by a
-    // dot name, which the next template command removes.
-    std::string q = fmt::format(".broken-{}-{}", n, stamp());
-    if (::renameat(pool.fd(), ("templates/" + n).c_str(), pool.fd(), ("templates/" + q).c_str()) != 0)
-      os::throw_errno("quarantine", pool.path("templates/" + n));
-    r.repaired.push_back(fmt::format("moved templates/{} (no tree) to templates/{}", n, q));
+    // No tree: what is left (a links list at most) cannot make a template, and its objects
+    // are pinned by nothing else: removed (a dot-named quarantine would be taken for a dead
+    // command's temp tree by recovery anyway).
+    os::unique_fd tdir = os::open_dir(pool.path("templates"));
+    os::remove_tree(tdir.get(), n);
+    r.repaired.push_back(fmt::format("removed templates/{} (no tree, nothing to keep)", n));
   }
 }
 
-void check_guest_records(Pool& pool, bool repair, FsckReport& r) {
+void check_guest_records(Pool& pool, bool repair, FsckReport& r, const std::set<std::string>& reported_batches,
+                         const std::set<std::string>& reported_links) {
   std::set<std::string> guests;
   for (const std::string& n : pool.guest_names()) guests.insert(n);
+  std::set<std::string> known = guests;  // records of these are not orphans
+  known.insert(reported_batches.begin(), reported_batches.end());
   for (const auto& [name, st] : entries(pool, "links")) {
-    if (guests.count(name)) continue;
+    if (known.count(name) || reported_links.count(name)) continue;
     r.problems.push_back(fmt::format("links/{} belongs to no guest", name));
     if (repair && ::unlinkat(pool.fd(), ("links/" + name).c_str(), S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) == 0)
       r.repaired.push_back(fmt::format("removed links/{}", name));
@@ -99,7 +102,7 @@ void check_guest_records(Pool& pool, bool repair, FsckReport& r) {
   for (const auto& [name, st] : entries(pool, "etc")) {
     if (!S_ISREG(st.st_mode) || !name.ends_with(".toml")) continue;
     std::string guest = name.substr(0, name.size() - 5);
-    if (guests.count(guest)) continue;
+    if (known.count(guest)) continue;
     r.problems.push_back(fmt::format("etc/{} belongs to no guest", name));
     if (!repair) continue;
     std::string q = name + ".orphaned-" + stamp();
@@ -108,7 +111,7 @@ void check_guest_records(Pool& pool, bool repair, FsckReport& r) {
     r.repaired.push_back(fmt::format("moved etc/{} aside to etc/{}", name, q));
   }
   for (const auto& [name, st] : entries(pool, "guests")) {
-    if (guests.count(name) || !S_ISDIR(st.st_mode)) continue;
+    if (known.count(name) || !S_ISDIR(st.st_mode)) continue;
     if (pool.guest_mounted(name)) {
       r.problems.push_back(fmt::format("guests/{} is a mounted view of no guest; unmount it by hand (umount {})", name,
                                        pool.path("guests/" + name)));
