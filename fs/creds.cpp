@@ -27,6 +27,17 @@ bool own_umask() {
   return state > 0;
 }
 
+// This thread's fsuid/fsgid (the daemon's own between requests) and, with a private umask, its
+// umask, learnt on first use: what is already set is not set again (each is a syscall; root
+// callers with an unchanged umask then cost none). The umask stays the last caller's: the
+// daemon's own creations (private copies) set their modes explicitly.
+struct ThreadCreds {
+  uid_t fsuid = static_cast<uid_t>(::setfsuid(static_cast<uid_t>(-1)));  // -1: only reads it
+  gid_t fsgid = static_cast<gid_t>(::setfsgid(static_cast<gid_t>(-1)));
+  mode_t umask = 01000;  // not a umask: the first caller's is always set
+};
+thread_local ThreadCreds t_creds;
+
 }  // namespace
 
 void keep_caps_across_fsuid() {
@@ -39,15 +50,19 @@ CallerCreds::CallerCreds(fuse_req_t req) {
   const fuse_ctx* c = fuse_req_ctx(req);
   umask_ = c->umask & 0777;
   thread_umask_ = own_umask();
-  if (thread_umask_) old_umask_ = ::umask(umask_);
-  old_gid_ = ::setfsgid(c->gid);
-  old_uid_ = ::setfsuid(c->uid);
+  if (thread_umask_ && t_creds.umask != umask_) {
+    ::umask(umask_);
+    t_creds.umask = umask_;
+  }
+  uid_ = c->uid;
+  gid_ = c->gid;
+  if (gid_ != t_creds.fsgid) ::setfsgid(gid_);
+  if (uid_ != t_creds.fsuid) ::setfsuid(uid_);
 }
 
 CallerCreds::~CallerCreds() {
-  ::setfsuid(static_cast<uid_t>(old_uid_));
-  ::setfsgid(static_cast<gid_t>(old_gid_));
-  if (thread_umask_) ::umask(old_umask_);
+  if (uid_ != t_creds.fsuid) ::setfsuid(t_creds.fsuid);
+  if (gid_ != t_creds.fsgid) ::setfsgid(t_creds.fsgid);
 }
 
 }  // namespace vunify::fs

@@ -31,9 +31,9 @@ class CallerCreds {
   mode_t mode(mode_t requested) const { return thread_umask_ ? requested : requested & ~umask_; }
 
  private:
-  int old_uid_, old_gid_;
+  uid_t uid_;
+  gid_t gid_;
   mode_t umask_;             // the caller's
-  mode_t old_umask_ = 0;     // this thread's before (restored: the daemon's own files use 0)
   bool thread_umask_;        // umask_ is this thread's umask
 };
 

@@ -223,6 +223,53 @@ TEST_CASE("the caller's umask applies to entries created through the view withou
   CHECK((stat_of(v.root("g1", "data/big.txt")).st_mode & 07777) == 0664);
 }
 
+// The daemon's threads set the caller's fsuid/fsgid/umask only when they differ from what the
+// thread has: alternating callers must each get their own owner and umask, and the daemon's own
+// work in between (a copy-on-write break) its own credentials.
+TEST_CASE("alternating callers create entries with their own owner and umask through the view", "[fs][acl]") {
+  VUNIFY_REQUIRE_FUSE();
+  bool passthrough = GENERATE(true, false);
+  INFO("passthrough " << passthrough);
+  AclPool v(1);
+  mkdirs(v.backing("g1", "plain"));
+  REQUIRE(::chmod(v.backing("g1", "plain").c_str(), 01777) == 0);
+  v.mount_all(passthrough);
+  std::string dir = v.root("g1", "plain");
+  struct Caller {
+    uid_t id;
+    mode_t mask;
+  };
+  const Caller callers[] = {{1000, 077}, {0, 022}, {1000, 0}, {0, 0}, {1001, 027}, {0, 077}, {1000, 077}};
+  for (size_t round = 0; round < 2; ++round)
+    for (size_t i = 0; i < std::size(callers); ++i) {
+      const Caller& c = callers[i];
+      std::string tag = std::to_string(round) + "-" + std::to_string(i);
+      INFO("caller " << c.id << " umask 0" << std::oct << c.mask << std::dec << " " << tag);
+      REQUIRE(as_user(c.id, c.mask, [&] {
+                int fd = ::open((dir + "/f" + tag).c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+                if (fd < 0) return errno;
+                ::close(fd);
+                if (::mkdir((dir + "/d" + tag).c_str(), 0777) != 0) return errno;
+                return 0;
+              }) == 0);
+      struct stat f = stat_of(dir + "/f" + tag), d = stat_of(dir + "/d" + tag);
+      CHECK((f.st_mode & 07777) == (0666 & ~c.mask));
+      CHECK((d.st_mode & 07777) == (0777 & ~c.mask));
+      CHECK(f.st_uid == c.id);
+      CHECK(f.st_gid == c.id);
+      CHECK(d.st_uid == c.id);
+      // the backing tree agrees (not only the kernel's view of the reply)
+      CHECK(stat_of(v.backing("g1", "plain/f" + tag)).st_uid == c.id);
+    }
+  // a break by the daemon after all of them: its private copy keeps the shared file's mode and owner
+  struct stat before = stat_of(v.root("g1", "data/big.txt"));
+  write_at(v.root("g1", "data/big.txt"), "x", 0);
+  struct stat after = stat_of(v.backing("g1", "data/big.txt"));
+  CHECK((after.st_mode & 07777) == (before.st_mode & 07777));
+  CHECK(after.st_uid == before.st_uid);
+  CHECK(after.st_gid == before.st_gid);
+}
+
 TEST_CASE("setting or removing an ACL of a shared file through the view breaks it first", "[fs][acl][cow]") {
   VUNIFY_REQUIRE_FUSE();
   VUNIFY_REQUIRE_ACL_TOOLS();
