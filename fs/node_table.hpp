@@ -36,6 +36,10 @@ struct Node {
   const uint64_t path_hash;  // hash of the guest path at first lookup (children's synthetic inos)
   const uint64_t group;      // nonzero: the link group this shared node serves (all its paths)
   std::atomic<bool> shared;  // backing inode is a store object (modification must break first)
+  // The backing inode is known to carry no security.capability: the daemon created it (O_EXCL
+  // or O_TMPFILE) and no SETXATTR reached it since. The kernel asks for that xattr before the
+  // first write to each inode (to clear it); the answer then needs no backing call.
+  std::atomic<bool> no_capability{false};
 
   // Open-file state, guarded by `mu` (which also serializes breaks of this node).
   std::mutex mu;

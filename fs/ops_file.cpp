@@ -122,6 +122,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   int err = tmpfile ? entry_of(req, dir, name, os::unique_fd(reopen_path(fd)), e) : lookup_entry(req, dir, name, e);
   if (err) return (void)fuse_reply_err(req, err);
   Node& node = *reinterpret_cast<Node*>(e.ino);
+  if (tmpfile || (fi->flags & O_EXCL)) node.no_capability.store(true, std::memory_order_relaxed);
   int backing_id;
   {
     std::lock_guard lock(node.mu);

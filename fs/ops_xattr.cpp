@@ -19,6 +19,8 @@ namespace vunify::fs {
 
 namespace {
 
+constexpr std::string_view kCapability = "security.capability";
+
 bool denied_at_barrier(fuse_req_t req, fuse_ino_t ino) {
   if (!is_barrier(ino) || state_of(req).host_only.admits(req)) return false;
   fuse_reply_err(req, EACCES);
@@ -35,7 +37,10 @@ void reply_sized(fuse_req_t req, const char* value, size_t len, size_t size) {
 void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
   if (denied_at_barrier(req, ino)) return;
   if (os::is_marker_xattr(name)) return (void)fuse_reply_err(req, ENODATA);
-  std::string path = proc_path(node_of(req, ino).fd());
+  Node& node = node_of(req, ino);
+  if (node.no_capability.load(std::memory_order_relaxed) && std::string_view(name) == kCapability)
+    return (void)fuse_reply_err(req, ENODATA);
+  std::string path = proc_path(node.fd());
   std::vector<char> buf(size ? size : 0);
   ssize_t n = ::getxattr(path.c_str(), name, size ? buf.data() : nullptr, size);
   if (n < 0) return (void)fuse_reply_err(req, errno);
@@ -73,6 +78,7 @@ void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* v
   if (os::is_marker_xattr(name)) return (void)fuse_reply_err(req, EPERM);
   Node& node = node_of(req, ino);
   if (int err = break_if_shared(state_of(req), node)) return (void)fuse_reply_err(req, err);
+  if (std::string_view(name) == kCapability) node.no_capability.store(false, std::memory_order_relaxed);
   std::string path = proc_path(node.fd());
   if (::setxattr(path.c_str(), name, value, size, flags) != 0) return (void)fuse_reply_err(req, errno);
   // The daemon has CAP_FSETID, so the backing filesystem kept setgid; the caller's own call

@@ -3,6 +3,7 @@
 // truncate, never the capability) and by the unprivileged owner, on private and shared files,
 // passthrough on and off. Each case is done on the view and on a native twin file on the
 // backing filesystem, and the outcomes compared.
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -10,6 +11,7 @@
 #include <catch2/catch.hpp>
 #include <ostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tests/test_fs_support.hpp"
@@ -126,4 +128,42 @@ TEST_CASE("setuid and setgid bits and file capabilities are cleared through the 
           CHECK(view == native);
         }
   CHECK(cli(v.pool, "verify").status == 0);
+}
+
+// The daemon answers the kernel's security.capability question for a file it has just created
+// (O_EXCL or O_TMPFILE) without asking the backing filesystem: a capability set on it through
+// the view afterwards must still be seen, and cleared by the next write, as natively.
+TEST_CASE("a capability set on a file just created through the view is cleared by the next write", "[fs][killpriv]") {
+  VUNIFY_REQUIRE_FUSE();
+  bool passthrough = GENERATE(true, false);
+  INFO("passthrough " << passthrough);
+  ViewPool v(1, passthrough, false);
+  mkdirs(v.tmp / "native");
+  mkdirs(v.backing("g1", "new"));
+  v.mount_all(passthrough);
+  for (const char* flags : {"excl", "tmpfile"}) {
+    INFO(flags);
+    std::string name = flags;
+    auto outcome = [&](const std::string& dir) {
+      std::string path = dir + "/" + name;
+      int fd = std::string(flags) == "excl" ? ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0755)
+                                            : ::open(dir.c_str(), O_RDWR | O_TMPFILE | O_CLOEXEC, 0755);
+      REQUIRE(fd >= 0);
+      REQUIRE(::write(fd, "a", 1) == 1);  // the kernel asks for the capability: none yet
+      if (std::string(flags) == "tmpfile")
+        REQUIRE(::linkat(AT_FDCWD, ("/proc/self/fd/" + std::to_string(fd)).c_str(), AT_FDCWD, path.c_str(), AT_SYMLINK_FOLLOW) == 0);
+      std::string cap = capability();
+      REQUIRE(::fsetxattr(fd, "security.capability", cap.data(), cap.size(), 0) == 0);
+      bool set = ::getxattr(path.c_str(), "security.capability", nullptr, 0) > 0;
+      REQUIRE(::write(fd, "b", 1) == 1);  // must clear it
+      ::close(fd);
+      bool after = ::getxattr(path.c_str(), "security.capability", nullptr, 0) > 0;
+      return std::pair(set, after);
+    };
+    auto native = outcome(v.tmp / "native");
+    auto view = outcome(v.root("g1", "new"));
+    CHECK(native == std::pair(true, false));
+    CHECK(view == native);
+    CHECK(::getxattr(v.backing("g1", "new/" + name).c_str(), "security.capability", nullptr, 0) < 0);
+  }
 }
