@@ -1,6 +1,7 @@
 #include "fs/guest_fs.hpp"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <fmt/format.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
@@ -105,6 +106,9 @@ int serve_view(const ViewConfig& config, const std::function<void(const std::str
   try {
     ::umask(0);  // the daemon's own files; creations for guests take the request's umask (CallerCreds)
     raise_fd_limit();
+    // One malloc arena for all worker threads: per-thread arenas kept ~0.9 MiB more resident
+    // after a stat walk, tar and churn (bench/view), for no measurable gain on this workload.
+    ::mallopt(M_ARENA_MAX, 1);
     keep_caps_across_fsuid();
     unique_fd root(::open(config.backing_path.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!root) throw_errno("open guest tree", config.backing_path);

@@ -153,14 +153,20 @@ void op_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 
 // Served from one buffer per daemon thread: libfuse's own path mallocs a buffer per READ, and
 // above glibc's mmap threshold (the kernel asks 256 KiB after FADV_SEQUENTIAL) every READ then
-// maps and faults in fresh pages: 8x slower than reusing them.
+// maps and faults in fresh pages: 8x slower than reusing them. Not zero-filled: only the pages
+// reads have filled count in the daemon's RSS (cached-mode files are < 256 KiB, while the
+// kernel asks for its whole readahead window).
 void op_read(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
-  thread_local std::vector<char> buffer;
+  thread_local std::unique_ptr<char[]> buffer;
+  thread_local size_t capacity = 0;
   FileHandle& fh = handle_of(fi);
-  if (buffer.size() < size) buffer.resize(size);
-  ssize_t n = ::pread(fh.fd.get(), buffer.data(), size, off);
+  if (capacity < size) {
+    buffer.reset(new char[size]);  // default-initialized: no page is touched here
+    capacity = size;
+  }
+  ssize_t n = ::pread(fh.fd.get(), buffer.get(), size, off);
   if (n < 0) fuse_reply_err(req, errno);
-  else fuse_reply_buf(req, buffer.data(), static_cast<size_t>(n));
+  else fuse_reply_buf(req, buffer.get(), static_cast<size_t>(n));
 }
 
 void op_write_buf(fuse_req_t req, fuse_ino_t, fuse_bufvec* in, off_t off, fuse_file_info* fi) {
