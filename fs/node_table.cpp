@@ -1,5 +1,6 @@
 #include "fs/node_table.hpp"
 
+#include <malloc.h>
 #include <unistd.h>
 
 namespace vunify::fs {
@@ -152,6 +153,9 @@ void NodeTable::forget(Node* node, uint64_t n) {
     unkey(*node);
   }
   delete node;
+  // Nodes freed in bulk (a guest deleting many files) leave free pages between the ones that
+  // live on, which malloc only returns from the top of the heap: give them back now and then.
+  if (freed_.fetch_add(1, std::memory_order_relaxed) % kTrimEvery == kTrimEvery - 1) ::malloc_trim(0);
 }
 
 void NodeTable::rekey_private(Node& node, const struct stat& st) {

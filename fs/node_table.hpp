@@ -124,6 +124,8 @@ class NodeTable {
   void unkey(Node& node);  // caller holds mu_
   Node* take_path_key(uint64_t parent, std::string_view name);  // caller holds mu_
 
+  static constexpr uint64_t kTrimEvery = 4096;  // nodes freed between two malloc_trim calls
+  std::atomic<uint64_t> freed_{0};
   std::mutex mu_;
   std::unordered_map<IdKey, Node*, IdHash> by_id_;
   std::unordered_map<PathKey, Node*, PathHash> by_path_;
