@@ -121,10 +121,14 @@ GuestCgroups GuestCgroups::create(const std::string& guest) {
       std::string base = h.mount + (own_cgroup(h) == "/" ? "" : own_cgroup(h));
       CgroupDir d{h.mount, h.options, base + "/vunify/" + guest, h.v2};
       std::string parent = base + "/vunify";
-      bool fresh_parent = ::mkdir(parent.c_str(), 0755) == 0;
-      if (!fresh_parent && errno != EEXIST) os::throw_errno("create cgroup", parent);
-      if (fresh_parent && !h.v2) prepare_v1_dir(CgroupDir{h.mount, h.options, parent, false});
-      if (::mkdir(d.dir.c_str(), 0755) != 0) {
+      // The parent goes when its last guest stops (remove()); one retry covers a stop removing
+      // it between our two mkdirs.
+      for (int attempt = 0;; ++attempt) {
+        bool fresh_parent = ::mkdir(parent.c_str(), 0755) == 0;
+        if (!fresh_parent && errno != EEXIST) os::throw_errno("create cgroup", parent);
+        if (fresh_parent && !h.v2) prepare_v1_dir(CgroupDir{h.mount, h.options, parent, false});
+        if (::mkdir(d.dir.c_str(), 0755) == 0) break;
+        if (errno == ENOENT && attempt == 0) continue;
         if (errno == EEXIST) throw os::SysError(EEXIST, "create the guest's cgroup (left by an earlier run?)", d.dir);
         os::throw_errno("create cgroup", d.dir);
       }
@@ -158,7 +162,11 @@ void GuestCgroups::kill_all() const {
 
 bool GuestCgroups::remove() const {
   bool all = true;
-  for (const auto& d : dirs_) all = remove_tree(d.dir) && all;
+  for (const auto& d : dirs_) {
+    all = remove_tree(d.dir) && all;
+    // The shared vunify/ parent too once no guest is left in it (EBUSY/ENOTEMPTY otherwise).
+    ::rmdir(d.dir.substr(0, d.dir.rfind('/')).c_str());
+  }
   return all;
 }
 
