@@ -39,36 +39,42 @@ Pty make_console(int root_fd) {
   return p;
 }
 
-void send_fd(int sock, int fd) {
+namespace {
+
+// One byte with room for one fd beside it: the message send_fd and recv_fd exchange.
+struct FdMessage {
   char byte = 0;
   iovec iov{&byte, 1};
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
   msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  FdMessage() {
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+  }
+  FdMessage(const FdMessage&) = delete;
+  FdMessage& operator=(const FdMessage&) = delete;
+};
+
+}  // namespace
+
+void send_fd(int sock, int fd) {
+  FdMessage m;
+  cmsghdr* c = CMSG_FIRSTHDR(&m.msg);
   c->cmsg_level = SOL_SOCKET;
   c->cmsg_type = SCM_RIGHTS;
   c->cmsg_len = CMSG_LEN(sizeof(int));
   std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
-  if (::sendmsg(sock, &msg, MSG_NOSIGNAL) != 1) os::throw_errno("pass a file descriptor", "");
+  if (::sendmsg(sock, &m.msg, MSG_NOSIGNAL) != 1) os::throw_errno("pass a file descriptor", "");
 }
 
 os::unique_fd recv_fd(int sock) {
-  char byte;
-  iovec iov{&byte, 1};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
+  FdMessage m;
   ssize_t n;
-  do n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+  do n = ::recvmsg(sock, &m.msg, MSG_CMSG_CLOEXEC);
   while (n < 0 && errno == EINTR);
-  cmsghdr* c = n > 0 ? CMSG_FIRSTHDR(&msg) : nullptr;
+  cmsghdr* c = n > 0 ? CMSG_FIRSTHDR(&m.msg) : nullptr;
   if (!c || c->cmsg_type != SCM_RIGHTS) return {};
   int fd;
   std::memcpy(&fd, CMSG_DATA(c), sizeof fd);

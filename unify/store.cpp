@@ -181,49 +181,42 @@ std::vector<VerifyProblem> Store::verify(unsigned threads, const os::Progress& p
   return problems;
 }
 
-size_t Store::reconcile_orphans() {
+void Store::for_each_unindexed(const std::function<void(const os::WalkEntry&)>& visit) {
   std::unordered_set<std::string> known;
   for (const ObjectRow& obj : load()) known.insert(obj.name);
-  size_t found = 0;
   Transaction tx(pool_.index());
   os::walk_tree(pool_.objects_fd(), [&](const os::WalkEntry& e) {
     if (S_ISDIR(e.st.st_mode)) return true;
-    if (known.count(e.rel)) return false;
-    ++found;
-    int fd = ::openat(e.dirfd, e.name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) throw_errno("open store object", e.rel);
-    unique_fd file(fd);
-    if (e.st.st_nlink > 2 && S_ISREG(e.st.st_mode)) {
-      insert_row(e.rel, read_key(fd, e.st, e.rel), e.st.st_ino);
-    } else {
-      if (::unlinkat(e.dirfd, e.name, 0) != 0) throw_errno("remove orphan store entry", e.rel);
-    }
+    if (!known.count(e.rel)) visit(e);
     return false;
   });
   tx.commit();
+}
+
+void Store::record_entry(const os::WalkEntry& e) {
+  int fd = ::openat(e.dirfd, e.name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) throw_errno("open store object", e.rel);
+  unique_fd file(fd);
+  insert_row(e.rel, read_key(fd, e.st, e.rel), e.st.st_ino);
+}
+
+size_t Store::reconcile_orphans() {
+  size_t found = 0;
+  for_each_unindexed([&](const os::WalkEntry& e) {
+    ++found;
+    if (e.st.st_nlink > 2 && S_ISREG(e.st.st_mode)) record_entry(e);
+    else if (::unlinkat(e.dirfd, e.name, 0) != 0) throw_errno("remove orphan store entry", e.rel);
+  });
   return found;
 }
 
 size_t Store::record_all(std::vector<std::string>& skipped) {
-  std::unordered_set<std::string> known;
-  for (const ObjectRow& obj : load()) known.insert(obj.name);
   size_t found = 0;
-  Transaction tx(pool_.index());
-  os::walk_tree(pool_.objects_fd(), [&](const os::WalkEntry& e) {
-    if (S_ISDIR(e.st.st_mode)) return true;
-    if (known.count(e.rel)) return false;
-    if (!S_ISREG(e.st.st_mode)) {
-      skipped.push_back(e.rel);
-      return false;
-    }
-    int fd = ::openat(e.dirfd, e.name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) throw_errno("open store object", e.rel);
-    unique_fd file(fd);
-    insert_row(e.rel, read_key(fd, e.st, e.rel), e.st.st_ino);
+  for_each_unindexed([&](const os::WalkEntry& e) {
+    if (!S_ISREG(e.st.st_mode)) return skipped.push_back(e.rel);
+    record_entry(e);
     ++found;
-    return false;
   });
-  tx.commit();
   return found;
 }
 

@@ -3,11 +3,13 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "os/progress.hpp"
+#include "os/walk.hpp"
 #include "unify/file_key.hpp"
 #include "unify/pool.hpp"
 
@@ -61,6 +63,10 @@ class Store {
 
  private:
   ObjectRow insert_row(const std::string& name, const FileKey& key, ino_t ino);
+  // Calls `visit` for every store entry the index does not list, in one transaction.
+  void for_each_unindexed(const std::function<void(const os::WalkEntry&)>& visit);
+  // Records the store entry `e` (a regular file) in the index under its current key.
+  void record_entry(const os::WalkEntry& e);
   Pool& pool_;
   std::optional<Stmt> insert_;  // prepared once: adopt runs once per new object
 };
