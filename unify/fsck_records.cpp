@@ -33,15 +33,6 @@ bool has_root_tree(Pool& pool, const std::string& name) {
   return ::fstatat(pool.fd(), ("templates/" + name + "/root").c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
 }
 
-std::string stamp() {
-  char buf[32];
-  time_t t = ::time(nullptr);
-  struct tm tm {};
-  ::gmtime_r(&t, &tm);
-  ::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
-  return buf;
-}
-
 }  // namespace
 
 void check_template_trees(Pool& pool, bool repair, FsckReport& r) {
@@ -105,7 +96,7 @@ void check_guest_records(Pool& pool, bool repair, FsckReport& r, const std::set<
     if (known.count(guest)) continue;
     r.problems.push_back(fmt::format("etc/{} belongs to no guest", name));
     if (!repair) continue;
-    std::string q = name + ".orphaned-" + stamp();
+    std::string q = name + ".orphaned-" + name_stamp();
     if (::renameat(pool.fd(), ("etc/" + name).c_str(), pool.fd(), ("etc/" + q).c_str()) != 0)
       os::throw_errno("quarantine", pool.path("etc/" + name));
     r.repaired.push_back(fmt::format("moved etc/{} aside to etc/{}", name, q));

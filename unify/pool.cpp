@@ -24,6 +24,15 @@ using os::throw_errno;
 using os::unique_fd;
 using os::UserError;
 
+std::string name_stamp() {
+  char buf[32];
+  time_t t = ::time(nullptr);
+  struct tm tm {};
+  ::gmtime_r(&t, &tm);
+  ::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
+  return buf;
+}
+
 namespace {
 
 constexpr const char* kDirs[] = {"store", "store/objects", "store/tmp", "backing", "guests", "templates", "links", "etc", "log"};
@@ -107,11 +116,7 @@ std::string index_damaged_message(const std::string& root, const std::string& wh
 // Moves vunify.db (and its -wal and -shm) to vunify.db.damaged-TIME*; returns the new name of
 // the database ("" if only leftovers, or nothing, were there).
 std::string set_aside_index(const std::string& root) {
-  char stamp[32];
-  time_t t = ::time(nullptr);
-  struct tm tm {};
-  ::gmtime_r(&t, &tm);
-  ::strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
+  std::string stamp = name_stamp();
   std::string aside;
   for (const char* suffix : {"", "-wal", "-shm"}) {
     std::string from = root + "/vunify.db" + suffix;

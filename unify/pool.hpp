@@ -32,6 +32,9 @@ constexpr std::string_view kTempPrefix = ".vunify-tmp.";
 // Read: shared lock. Write: exclusive lock, recovery of an interrupted run first. Repair
 // (fsck --repair): as Write, and a missing or damaged index is set aside and replaced by an
 // empty one for fsck to rebuild from the trees (index_rebuild.hpp).
+// The current UTC time as it goes into names of files set aside ("20261130T081500Z").
+std::string name_stamp();
+
 enum class Access { Read, Write, Repair };
 
 class Pool {
