@@ -182,11 +182,10 @@ FsckReport fsck(Pool& pool, bool repair, const os::Progress& progress) {
   FsckReport r;
   r.recovered = pool.recovered();
   rebuild_replaced_index(pool, r);
-  std::set<std::string> batch_names, orphan_links;  // what a leftovers line covers
+  std::set<std::string> batch_names;  // guests a leftovers line covers
   if (!repair) {  // a plain fsck reads only: what recovery would put right is reported, briefly
     Leftovers left = find_leftovers(pool);
     for (const PendingBatch& b : left.batches) batch_names.insert(b.names.begin(), b.names.end());
-    orphan_links.insert(left.orphan_links.begin(), left.orphan_links.end());
     for (std::string& line : describe(left)) r.problems.push_back(std::move(line));
   }
   auto phase = [&](const char* what) {
@@ -203,7 +202,7 @@ FsckReport fsck(Pool& pool, bool repair, const os::Progress& progress) {
   phase("templates and guest records");
   check_template_trees(pool, repair, r);
   check_templates(pool, repair, r);
-  check_guest_records(pool, repair, r, batch_names, orphan_links);
+  check_guest_records(pool, repair, r, batch_names);
   if (repair) pool.index().exec("DELETE FROM files WHERE guest NOT IN (SELECT name FROM guests)");
   return r;
 }

@@ -78,18 +78,11 @@ void check_template_trees(Pool& pool, bool repair, FsckReport& r) {
   }
 }
 
-void check_guest_records(Pool& pool, bool repair, FsckReport& r, const std::set<std::string>& reported_batches,
-                         const std::set<std::string>& reported_links) {
+void check_guest_records(Pool& pool, bool repair, FsckReport& r, const std::set<std::string>& reported_batches) {
   std::set<std::string> guests;
   for (const std::string& n : pool.guest_names()) guests.insert(n);
   std::set<std::string> known = guests;  // records of these are not orphans
   known.insert(reported_batches.begin(), reported_batches.end());
-  for (const auto& [name, st] : entries(pool, "links")) {
-    if (known.count(name) || reported_links.count(name)) continue;
-    r.problems.push_back(fmt::format("links/{} belongs to no guest", name));
-    if (repair && ::unlinkat(pool.fd(), ("links/" + name).c_str(), S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) == 0)
-      r.repaired.push_back(fmt::format("removed links/{}", name));
-  }
   for (const auto& [name, st] : entries(pool, "etc")) {
     if (!S_ISREG(st.st_mode) || !name.ends_with(".toml")) continue;
     std::string guest = name.substr(0, name.size() - 5);

@@ -195,8 +195,12 @@ size_t recover_pool(Pool& pool) {
     pool.resolve_all_links();  // hard-link groups caught halfway
   }
   size_t dirs = pool.restore_pending_dirs();
-  for (const std::string& name : orphan_link_records(pool))
-    if (::unlinkat(pool.fd(), ("links/" + name).c_str(), 0) == 0) ++fixed;
+  std::vector<std::string> orphan_links = orphan_link_records(pool);
+  if (!orphan_links.empty()) {
+    unique_fd links = open_links_dir(pool);
+    for (const std::string& name : orphan_links) os::remove_tree(links.get(), name);  // a record, or a stray directory
+  }
+  fixed += orphan_links.size();
   pool.index().exec("DELETE FROM meta WHERE key LIKE 'running:%' OR key='unify_running'");
   return fixed + batches.size() + temps.size() + dirs + ops.size();
 }
