@@ -17,6 +17,7 @@ void add_store_commands(CLI::App& app, Globals& g);  // stat, gc, verify, fsck
 void add_mount_commands(CLI::App& app, Globals& g);     // mount, umount (cmd_mount.cpp)
 void add_template_commands(CLI::App& app, Globals& g);  // template ..., guest create/clone (cmd_template.cpp)
 void add_context_commands(CLI::App& app, Globals& g);   // start, stop, restart, exec, enter, ps, status
+void add_limits_command(CLI::App& app, Globals& g);     // set (cmd_limits.cpp)
 
 // Exit status for "the command ran and found problems" (verify, fsck).
 constexpr int kExitProblems = 3;

@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   cli::add_mount_commands(app, globals);
   cli::add_template_commands(app, globals);
   cli::add_context_commands(app, globals);
+  cli::add_limits_command(app, globals);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

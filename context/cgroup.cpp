@@ -76,15 +76,6 @@ std::string own_cgroup(const Hierarchy& h) {
   return "/";
 }
 
-void write_text(const std::string& path, const std::string& text) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-  if (fd < 0) os::throw_errno("open", path);
-  ssize_t n = ::write(fd, text.data(), text.size());
-  int err = errno;
-  ::close(fd);
-  if (n != static_cast<ssize_t>(text.size())) throw os::SysError(n < 0 ? err : EIO, "write '" + text + "' to", path);
-}
-
 void collect_pids(const std::string& dir, std::vector<pid_t>& out) {
   std::ifstream in(dir + "/cgroup.procs");
   for (pid_t p; in >> p;) out.push_back(p);
@@ -109,6 +100,15 @@ bool remove_tree(const std::string& dir) {
 
 }  // namespace
 
+void write_cgroup_file(const std::string& path, const std::string& text) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) os::throw_errno("open", path);
+  ssize_t n = ::write(fd, text.data(), text.size());
+  int err = errno;
+  ::close(fd);
+  if (n != static_cast<ssize_t>(text.size())) throw os::SysError(n < 0 ? err : EIO, "write '" + text + "' to", path);
+}
+
 std::string CgroupDir::guest_target() const {
   if (mount == "/sys/fs/cgroup") return "sys/fs/cgroup";
   return "sys/fs/cgroup/" + mount.substr(mount.rfind('/') + 1);
@@ -127,6 +127,7 @@ GuestCgroups GuestCgroups::create(const std::string& guest) {
         bool fresh_parent = ::mkdir(parent.c_str(), 0755) == 0;
         if (!fresh_parent && errno != EEXIST) os::throw_errno("create cgroup", parent);
         if (fresh_parent && !h.v2) prepare_v1_dir(CgroupDir{h.mount, h.options, parent, false});
+        if (h.v2) enable_v2_controllers(parent);
         if (::mkdir(d.dir.c_str(), 0755) == 0) break;
         if (errno == ENOENT && attempt == 0) continue;
         if (errno == EEXIST) throw os::SysError(EEXIST, "create the guest's cgroup (left by an earlier run?)", d.dir);
@@ -143,7 +144,7 @@ GuestCgroups GuestCgroups::create(const std::string& guest) {
 }
 
 void GuestCgroups::add(pid_t pid) const {
-  for (const auto& d : dirs_) write_text(d.dir + "/cgroup.procs", std::to_string(pid));
+  for (const auto& d : dirs_) write_cgroup_file(d.dir + "/cgroup.procs", std::to_string(pid));
 }
 
 std::vector<pid_t> GuestCgroups::pids() const {

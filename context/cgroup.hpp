@@ -44,9 +44,15 @@ class GuestCgroups {
   std::vector<CgroupDir> dirs_;
 };
 
+// Writes `text` to a cgroup file in one write(2); throws os::SysError naming the file and text.
+void write_cgroup_file(const std::string& path, const std::string& text);
+
 // cgroup_v1.cpp / cgroup_v2.cpp: what differs between the two.
 void prepare_v1_dir(const CgroupDir& dir);
 void prepare_v2_dir(const CgroupDir& dir);
 bool kill_v2(const CgroupDir& dir);
+// Enables for the guests below `parent` (vunify/, which holds no process) every controller
+// limits use that `parent` has (cgroup.controllers): cpu cpuset memory pids io.
+void enable_v2_controllers(const std::string& parent);
 
 }  // namespace vunify::context

@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "context/launch.hpp"
+#include "context/watchdog.hpp"
 #include "fs/mount_control.hpp"
 
 namespace vunify::context {
@@ -30,6 +31,7 @@ bool cleanup(const std::string& pool, const std::string& guest, const RunState& 
       }
     }
   }
+  remove_memory_events(pool, guest);
   remove_state(pool, guest);
   std::fflush(stdout);
   return removed;

@@ -22,6 +22,7 @@
 
 #include "context/config.hpp"
 #include "context/console.hpp"
+#include "context/limits_config.hpp"
 #include "context/namespaces.hpp"
 #include "context/runtime.hpp"
 #include "context/state.hpp"
@@ -96,9 +97,10 @@ void set_environment(const ExecOptions& o, const GuestUser& u) {
 
 // The joiner: into the guest's cgroups and namespaces, then forks the command and exits.
 [[noreturn]] void join_and_fork(const RunState& s, int pid1, const ExecOptions& o, const SecurityProfile& profile,
-                                int sock, int report) {
+                                const Limits& limits, int sock, int report) {
   try {
     GuestCgroups(s.cgroups).add(::getpid());
+    apply_process_limits(::getpid(), limits);
     join_namespaces(pid1);
     ::close(pid1);
     int slave = -1;
@@ -168,6 +170,7 @@ int exec(const std::string& pool_root, const std::string& guest, const ExecOptio
   unique_fd pid1 = s ? open_live(s->pid1, s->pid1_start) : unique_fd();
   if (!pid1) throw os::UserError(fmt::format("guest {} is not running; start it with 'vunify start {}'", guest, guest));
   SecurityProfile profile = load_config(pool_root, guest).profile();
+  Limits limits = load_limits(pool_root, guest);
   ::prctl(PR_SET_CHILD_SUBREAPER, 1);
   int sv[2], rp[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) os::throw_errno("socketpair", "");
@@ -187,7 +190,7 @@ int exec(const std::string& pool_root, const std::string& guest, const ExecOptio
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     sock.reset();
     report.reset();
-    join_and_fork(*s, pid1.release(), o, profile, their_sock.get(), their_report.get());
+    join_and_fork(*s, pid1.release(), o, profile, limits, their_sock.get(), their_report.get());
   }
   their_sock.reset();
   their_report.reset();

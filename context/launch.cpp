@@ -19,8 +19,10 @@
 
 #include "context/console.hpp"
 #include "context/init.hpp"
+#include "context/limit_target.hpp"
 #include "context/mounts.hpp"
 #include "context/namespaces.hpp"
+#include "context/watchdog.hpp"
 #include "os/error.hpp"
 
 namespace vunify::context {
@@ -87,8 +89,9 @@ RunState start_pid1(const Launch& l, unique_fd& pidfd, unique_fd& console_out, i
   };
   try {
     GuestCgroups(l.cgroups).add(pid);
+    apply_process_limits(pid, l.limits);  // RLIMIT_MEMLOCK before PID 1 runs the guest's code
   } catch (const std::exception& e) {
-    fail(fmt::format("cannot put the guest's PID 1 in its cgroups: {}", e.what()));
+    fail(fmt::format("cannot put the guest's PID 1 in its cgroups or under its limits: {}", e.what()));
   }
   if (::write(go.write.get(), "g", 1) != 1) fail("PID 1 died before it started");
   go.write.reset();
@@ -119,14 +122,16 @@ int status_code(const siginfo_t& info) {
 // Copies the console to stdout (the log) until PID 1 exits; returns its exit status. A peer of
 // the console kept open here means the master never hangs up when the guest closes its last
 // console fd, so a later writer (systemd reopens /dev/console) is always read, never blocked.
-int supervise(int pidfd, int console) {
+int supervise(int pidfd, int console, MemoryWatchdog& watchdog, const std::string& guest) {
   unique_fd peer(::ioctl(console, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC));
   ::fcntl(console, F_SETFL, O_NONBLOCK);
   bool console_open = true;
   for (;;) {
-    pollfd fds[2] = {{pidfd, POLLIN, 0}, {console, POLLIN, 0}};
-    if (::poll(fds, console_open ? 2 : 1, -1) < 0) continue;
-    if (console_open && (fds[1].revents & (POLLIN | POLLHUP | POLLERR))) console_open = pump(console, 1);
+    pollfd fds[3] = {{pidfd, POLLIN, 0}, {watchdog.fd(), POLLIN, 0}, {console, POLLIN, 0}};
+    if (::poll(fds, console_open ? 3 : 2, -1) < 0) continue;
+    if (fds[1].revents & POLLIN)
+      for (const auto& line : watchdog.handle()) log_line(guest, line);
+    if (console_open && (fds[2].revents & (POLLIN | POLLHUP | POLLERR))) console_open = pump(console, 1);
     if (fds[0].revents & POLLIN) break;
   }
   while (console_open && pump(console, 1)) {
@@ -164,7 +169,12 @@ int supervise(int pidfd, int console) {
   if (::write(ready, "ok", 2) != 2) log_line(l.guest, "start did not wait for PID 1");
   ::close(ready);
   ::close(self);
-  int code = supervise(pidfd.get(), console.get());
+  int code = 0;
+  {
+    MemoryWatchdog watchdog(LimitTarget{l.pool, l.guest, l.cgroups});
+    for (const auto& p : watchdog.problems()) log_line(l.guest, "memory watchdog: " + p);
+    code = supervise(pidfd.get(), console.get(), watchdog, l.guest);
+  }
   console.reset();
   log_line(l.guest, fmt::format("PID 1 exited with status {}", code));
   bool clean = cleanup(l.pool, l.guest, state);

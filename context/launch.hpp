@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "context/cgroup.hpp"
+#include "context/limit_keys.hpp"
 #include "context/security.hpp"
 #include "context/state.hpp"
 
@@ -23,6 +24,7 @@ struct Launch {
   int stop_signal = 0;
   SecurityProfile profile{};
   std::vector<CgroupDir> cgroups;
+  Limits limits;  // etc/NAME.toml [limits]: applied to the cgroups before launch, to PID 1 here
 };
 
 // Forks the supervisor, which starts PID 1 and records the state. Returns PID 1's host pid once

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "context/config.hpp"
+#include "context/limits.hpp"
 #include "context/runtime.hpp"
 #include "context/security.hpp"
 #include "context/state.hpp"
@@ -167,6 +168,7 @@ void status(const std::string& pool_root, const std::vector<std::string>& names,
         j["init"] = s->init;
         j["stop_signal"] = signal_name(s->stop_signal);
       }
+      j.update(limits_json(pool_root, g, s));
       out.push_back(j);
     } else {
       fmt::print("{:<20} {:<8} {:>8} {:>8} {:>12} {:<7} {}\n", g, s ? "running" : "stopped", s ? std::to_string(s->pid1) : "-",
@@ -174,7 +176,9 @@ void status(const std::string& pool_root, const std::vector<std::string>& names,
                  s ? s->init : "");
     }
   }
-  if (json) fmt::print("{}\n", out.dump(2));
+  if (json) return fmt::print("{}\n", out.dump(2));
+  for (const auto& g : guests)
+    if (auto r = running(pool_root, {g}); !r.empty()) fmt::print("{}: {}\n", g, memory_events_line(pool_root, g, r[0].second));
 }
 
 }  // namespace vunify::context

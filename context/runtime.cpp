@@ -14,6 +14,8 @@
 
 #include "context/config.hpp"
 #include "context/launch.hpp"
+#include "context/limit_target.hpp"
+#include "context/limits_config.hpp"
 #include "context/state.hpp"
 #include "fs/mount_control.hpp"
 #include "os/error.hpp"
@@ -25,12 +27,6 @@ namespace vunify::context {
 namespace {
 
 using os::UserError;
-
-void check_guest(const std::string& pool_root, const std::string& guest) {
-  unify::Pool::check_name(guest, "guest");
-  unify::Pool pool(pool_root, unify::Access::Read);
-  if (!pool.has_guest(guest)) throw UserError(fmt::format("no guest named '{}' in pool {}", guest, pool_root));
-}
 
 // The host path `path` leads to inside the guest root (symlinks resolved within it), if it is an
 // executable regular file.
@@ -100,6 +96,7 @@ void start_locked(const std::string& pool_root, const std::string& guest, const 
     finish_stale(pool_root, guest, *s);
   }
   ContextConfig cfg = load_config(pool_root, guest);
+  Limits limits = load_limits(pool_root, guest);
   std::string view = pool_root + "/guests/" + guest;
   bool mounted = false;
   if (fs::mount_state(view) != fs::MountState::Live) {
@@ -112,6 +109,8 @@ void start_locked(const std::string& pool_root, const std::string& guest, const 
     l.mounted_view = mounted;
     l.cgroups = GuestCgroups::create(guest).dirs();
     cgroups = l.cgroups;
+    apply_limits(LimitTarget{pool_root, guest, l.cgroups}, limits);  // before PID 1 exists
+    l.limits = limits;
     pid_t pid1 = launch(l);
     fmt::print("guest {} started (PID 1: {}, host pid {})\n", guest, l.own_init ? "vunify-init" : l.argv[0], pid1);
   } catch (...) {
@@ -127,6 +126,12 @@ std::vector<std::string> all_guests(const std::string& pool_root) {
 }
 
 }  // namespace
+
+void check_guest(const std::string& pool_root, const std::string& guest) {
+  unify::Pool::check_name(guest, "guest");
+  unify::Pool pool(pool_root, unify::Access::Read);
+  if (!pool.has_guest(guest)) throw os::UserError(fmt::format("no guest named '{}' in pool {}", guest, pool_root));
+}
 
 void start(const std::string& pool_root, const std::string& guest, const std::vector<std::string>& command) {
   check_guest(pool_root, guest);

@@ -11,6 +11,9 @@
 
 namespace vunify::context {
 
+// Throws os::UserError unless `guest` is a valid name of a guest in the pool.
+void check_guest(const std::string& pool_root, const std::string& guest);
+
 // Starts `guest`; `command` empty runs the configured init. Returns once PID 1 runs. Throws
 // os::UserError (bad state, init cannot run) or os::SysError, leaving nothing behind.
 void start(const std::string& pool_root, const std::string& guest, const std::vector<std::string>& command);
