@@ -15,6 +15,7 @@
 
 #include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <ctime>
 
 #include "context/console.hpp"
@@ -30,6 +31,9 @@ namespace vunify::context {
 namespace {
 
 using os::unique_fd;
+
+// The supervisor's message once PID 1 runs, followed by PID 1's host pid.
+constexpr const char* kReadyPrefix = "ok ";
 
 struct Pipe {
   unique_fd read, write;
@@ -166,7 +170,10 @@ int supervise(int pidfd, int console, MemoryWatchdog& watchdog, const std::strin
     _exit(1);
   }
   log_line(l.guest, fmt::format("PID 1 ({}) runs as host pid {}", state.init, state.pid1));
-  if (::write(ready, "ok", 2) != 2) log_line(l.guest, "start did not wait for PID 1");
+  // PID 1's pid goes with "ok": a command that ends at once may have its state removed by the
+  // cleanup below before the caller could read it.
+  std::string ok = fmt::format("{}{}", kReadyPrefix, state.pid1);
+  if (::write(ready, ok.data(), ok.size()) != static_cast<ssize_t>(ok.size())) log_line(l.guest, "start did not wait for PID 1");
   ::close(ready);
   ::close(self);
   int code = 0;
@@ -202,10 +209,7 @@ pid_t launch(const Launch& l) {
   }
   ready.write.reset();
   std::string msg = read_all(ready.read.get());
-  if (msg == "ok") {
-    auto state = read_state(l.pool, l.guest);
-    if (state) return state->pid1;
-  }
+  if (msg.rfind(kReadyPrefix, 0) == 0) return static_cast<pid_t>(std::stol(msg.substr(std::strlen(kReadyPrefix))));
   ::waitpid(sup, nullptr, 0);
   throw os::UserError(fmt::format("guest {} did not start: {}", l.guest, msg.empty() ? "its supervisor died" : msg));
 }
