@@ -6,6 +6,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <ctime>
+
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -31,8 +34,24 @@ os::unique_fd open_run_dir(const std::string& pool_root) {
 
 std::string run_dir(const std::string& pool_root) { return pool_root + "/run"; }
 
+namespace {
+
+// True if `name` in `dirfd` was last written before this boot. The state is written without
+// fsync (write_state): a crash can leave it empty or garbled, and such a file is no context.
+bool written_before_boot(int dirfd, const std::string& name) {
+  struct stat st;
+  timespec real, boot;
+  if (::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return false;
+  ::clock_gettime(CLOCK_REALTIME, &real);
+  ::clock_gettime(CLOCK_BOOTTIME, &boot);
+  return st.st_mtim.tv_sec < real.tv_sec - boot.tv_sec;
+}
+
+}  // namespace
+
 std::optional<RunState> read_state(const std::string& pool_root, const std::string& guest) {
-  auto text = os::read_whole_file(open_run_dir(pool_root).get(), guest + ".json");
+  os::unique_fd dir = open_run_dir(pool_root);
+  auto text = os::read_whole_file(dir.get(), guest + ".json");
   if (!text) return std::nullopt;
   try {
     json j = json::parse(*text);
@@ -50,6 +69,7 @@ std::optional<RunState> read_state(const std::string& pool_root, const std::stri
       s.cgroups.push_back({c.at("mount"), c.at("options"), c.at("dir"), c.at("v2")});
     return s;
   } catch (const json::exception& e) {
+    if (written_before_boot(dir.get(), guest + ".json")) return std::nullopt;
     throw os::UserError(run_dir(pool_root) + "/" + guest + ".json: damaged (" + e.what() + ")");
   }
 }
@@ -61,11 +81,15 @@ void write_state(const std::string& pool_root, const std::string& guest, const R
             {"supervisor_start", s.supervisor_start}, {"started_ns", s.started_ns},
             {"mounted_view", s.mounted_view}, {"init", s.init},     {"stop_signal", s.stop_signal},
             {"context_id", s.context_id},     {"cgroups", cg}};
-  os::write_file_atomic(open_run_dir(pool_root).get(), guest + ".json", j.dump(2) + "\n", 0600);
+  // Not synced: the state means nothing after a reboot (read_state ignores a garbled file from
+  // before it), and a sync is a journal commit on every start.
+  os::write_file_atomic(open_run_dir(pool_root).get(), guest + ".json", j.dump(2) + "\n", 0600,
+                        os::Durability::Volatile);
 }
 
 void remove_state(const std::string& pool_root, const std::string& guest) {
-  os::remove_file_durable(open_run_dir(pool_root).get(), guest + ".json");
+  if (::unlinkat(open_run_dir(pool_root).get(), (guest + ".json").c_str(), 0) != 0 && errno != ENOENT)
+    os::throw_errno("remove", run_dir(pool_root) + "/" + guest + ".json");
 }
 
 uint64_t start_time(pid_t pid) {

@@ -31,7 +31,8 @@ std::optional<std::string> read_whole_file(int dirfd, const std::string& name) {
   }
 }
 
-void write_file_atomic(int dirfd, const std::string& name, const std::string& data, mode_t mode) {
+void write_file_atomic(int dirfd, const std::string& name, const std::string& data, mode_t mode, Durability durability) {
+  bool durable = durability == Durability::Durable;
   std::string tmp = "." + name + ".tmp";
   int fd = ::openat(dirfd, tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode);
   if (fd < 0) throw_errno("create", tmp);
@@ -46,12 +47,12 @@ void write_file_atomic(int dirfd, const std::string& name, const std::string& da
     }
     done += static_cast<size_t>(n);
   }
-  if (::fsync(fd) != 0 || ::renameat(dirfd, tmp.c_str(), dirfd, name.c_str()) != 0) {
+  if ((durable && ::fsync(fd) != 0) || ::renameat(dirfd, tmp.c_str(), dirfd, name.c_str()) != 0) {
     int err = errno;
     ::unlinkat(dirfd, tmp.c_str(), 0);
     throw SysError(err, "replace", name);
   }
-  if (::fsync(dirfd) != 0) throw_errno("sync the directory of", name);
+  if (durable && ::fsync(dirfd) != 0) throw_errno("sync the directory of", name);
 }
 
 void remove_file_durable(int dirfd, const std::string& name) {

@@ -12,9 +12,15 @@ namespace vunify::os {
 // Throws SysError on other errors.
 std::optional<std::string> read_whole_file(int dirfd, const std::string& name);
 
-// Replaces `name` in `dirfd` with `data`: a temp file in the same directory, fsync, rename,
-// fsync of the directory. A crash leaves the old file or the new one, never a mix.
-void write_file_atomic(int dirfd, const std::string& name, const std::string& data, mode_t mode);
+// How a replacement ends. Durable: the file and its directory are synced, a crash leaves the
+// old file or the new one, never a mix. Volatile: no sync, the rename is atomic for readers
+// while the machine runs, but a crash may leave an empty or garbled file; for runtime state
+// that a reboot makes meaningless anyway (two journal commits saved per write).
+enum class Durability { Durable, Volatile };
+
+// Replaces `name` in `dirfd` with `data`: a temp file in the same directory, rename over.
+void write_file_atomic(int dirfd, const std::string& name, const std::string& data, mode_t mode,
+                       Durability durability = Durability::Durable);
 
 // Removes `name` in `dirfd` if it exists and makes the removal durable.
 void remove_file_durable(int dirfd, const std::string& name);
