@@ -61,7 +61,7 @@ void set_environment(const ExecOptions& o, const GuestUser& u) {
 }
 
 // The command, in the guest's namespaces: session, pty, user, directory, security, exec.
-[[noreturn]] void run_command(const ExecOptions& o, const SecurityProfile& profile, int slave, int report) {
+[[noreturn]] void run_command(const ExecOptions& o, const PreparedSecurity& security, int slave, int report) {
   try {
     ::prctl(PR_SET_DUMPABLE, 0);
     ::setsid();
@@ -83,7 +83,7 @@ void set_environment(const ExecOptions& o, const GuestUser& u) {
     argv.push_back(nullptr);
     ::close_range(3, static_cast<unsigned>(report) - 1, 0);
     ::close_range(static_cast<unsigned>(report) + 1, ~0U, 0);
-    apply_security(profile);
+    apply_security(security);
     if (::setgroups(u.groups.size(), u.groups.data()) != 0) os::throw_errno("setgroups for", u.name);
     if (::setgid(u.gid) != 0) os::throw_errno("setgid for", u.name);
     if (::setuid(u.uid) != 0) os::throw_errno("setuid for", u.name);
@@ -96,7 +96,7 @@ void set_environment(const ExecOptions& o, const GuestUser& u) {
 }
 
 // The joiner: into the guest's cgroups and namespaces, then forks the command and exits.
-[[noreturn]] void join_and_fork(const RunState& s, int pid1, const ExecOptions& o, const SecurityProfile& profile,
+[[noreturn]] void join_and_fork(const RunState& s, int pid1, const ExecOptions& o, const PreparedSecurity& security,
                                 const Limits& limits, int sock, int report) {
   try {
     GuestCgroups(s.cgroups).add(::getpid());
@@ -113,7 +113,7 @@ void set_environment(const ExecOptions& o, const GuestUser& u) {
     if (child < 0) os::throw_errno("fork in", "the guest");
     if (child == 0) {
       ::close(sock);
-      run_command(o, profile, slave, report);
+      run_command(o, security, slave, report);
     }
     if (::write(sock, &child, sizeof child) != sizeof child) _exit(1);
     _exit(0);
@@ -169,7 +169,7 @@ int exec(const std::string& pool_root, const std::string& guest, const ExecOptio
   auto s = read_state(pool_root, guest);
   unique_fd pid1 = s ? open_live(s->pid1, s->pid1_start) : unique_fd();
   if (!pid1) throw os::UserError(fmt::format("guest {} is not running; start it with 'vunify start {}'", guest, guest));
-  SecurityProfile profile = load_config(pool_root, guest).profile();
+  PreparedSecurity security = prepare_security(load_config(pool_root, guest).profile());
   Limits limits = load_limits(pool_root, guest);
   ::prctl(PR_SET_CHILD_SUBREAPER, 1);
   int sv[2], rp[2];
@@ -190,7 +190,7 @@ int exec(const std::string& pool_root, const std::string& guest, const ExecOptio
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     sock.reset();
     report.reset();
-    join_and_fork(*s, pid1.release(), o, profile, limits, their_sock.get(), their_report.get());
+    join_and_fork(*s, pid1.release(), o, security, limits, their_sock.get(), their_report.get());
   }
   their_sock.reset();
   their_report.reset();

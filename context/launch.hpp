@@ -22,7 +22,7 @@ struct Launch {
   bool mounted_view = false;
   std::vector<std::string> argv;  // the command (own init) or the guest's init and its arguments
   int stop_signal = 0;
-  SecurityProfile profile{};
+  PreparedSecurity security{};  // its seccomp filter compiled before the supervisor forks
   std::vector<CgroupDir> cgroups;
   Limits limits;  // etc/NAME.toml [limits]: applied to the cgroups before launch, to PID 1 here
 };

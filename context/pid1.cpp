@@ -84,7 +84,7 @@ void run_pid1(const Launch& l, int root_tree, int go, int report, int console_so
     if (l.own_init) move_fd(self, kInitReportFd + 1, true);
     ::close_range(l.own_init ? kInitReportFd + 2 : kInitReportFd + 1, ~0U, 0);
     report = kInitReportFd;
-    apply_security(l.profile);
+    apply_security(l.security);
     std::vector<std::string> storage;
     if (l.own_init) {
       std::vector<std::string> args{std::string(kInitName)};

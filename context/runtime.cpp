@@ -68,7 +68,7 @@ Launch plan_launch(const std::string& pool_root, const std::string& guest, const
   l.root = pool_root + "/guests/" + guest + "/root";
   l.hostname = cfg.hostname.empty() ? guest : cfg.hostname;
   l.console_log = pool_root + "/log/" + guest + ".console";
-  l.profile = cfg.profile();
+  l.security = prepare_security(cfg.profile());
   if (!command.empty()) {
     l.own_init = true;
     l.argv = command;

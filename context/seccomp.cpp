@@ -6,10 +6,12 @@
 
 #include <fmt/format.h>
 #include <linux/capability.h>
+#include <linux/seccomp.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -119,9 +121,27 @@ std::string describe_seccomp(uint64_t capabilities) {
   return text;
 }
 
-void apply_seccomp(uint64_t capabilities) {
+SeccompProgram compile_seccomp(uint64_t capabilities) {
   unique_filter ctx = build(capabilities);
-  check(seccomp_load(ctx.get()), "load filter");
+  os::unique_fd memfd(::memfd_create("vunify-seccomp-bpf", MFD_CLOEXEC));
+  if (!memfd) os::throw_errno("seccomp: memfd_create", "");
+  check(seccomp_export_bpf(ctx.get(), memfd.get()), "export bpf");
+  off_t size = ::lseek(memfd.get(), 0, SEEK_END);
+  if (size <= 0 || size % static_cast<off_t>(sizeof(sock_filter)) != 0)
+    throw os::SysError(EINVAL, "seccomp: exported program has a bad size", std::to_string(size));
+  SeccompProgram program;
+  program.code.resize(static_cast<size_t>(size) / sizeof(sock_filter));
+  if (::pread(memfd.get(), program.code.data(), static_cast<size_t>(size), 0) != size) os::throw_errno("seccomp: read back", "the exported program");
+  return program;
 }
+
+void load_seccomp(const SeccompProgram& program) {
+  sock_fprog prog{};
+  prog.len = static_cast<unsigned short>(program.code.size());
+  prog.filter = const_cast<sock_filter*>(program.code.data());
+  if (::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) os::throw_errno("seccomp: load filter", "");
+}
+
+void apply_seccomp(uint64_t capabilities) { load_seccomp(compile_seccomp(capabilities)); }
 
 }  // namespace vunify::context

@@ -33,7 +33,16 @@ void check_reboot_is_contained(uint64_t caps) {
 
 }  // namespace
 
-void apply_security(const SecurityProfile& profile) {
+PreparedSecurity prepare_security(const SecurityProfile& profile) {
+  PreparedSecurity prepared{profile, {}};
+  if (profile.seccomp) prepared.seccomp = compile_seccomp(profile.capabilities);
+  return prepared;
+}
+
+void apply_security(const SecurityProfile& profile) { apply_security(prepare_security(profile)); }
+
+void apply_security(const PreparedSecurity& security) {
+  const SecurityProfile& profile = security.profile;
   check_reboot_is_contained(profile.capabilities);
   if (profile.no_new_privs && ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) os::throw_errno("security: set no_new_privs", "");
   if (profile.landlock) {
@@ -41,7 +50,7 @@ void apply_security(const SecurityProfile& profile) {
     if (!root) os::throw_errno("landlock: open", "/");
     landlock_confine_beneath(root.get());
   }
-  if (profile.seccomp) apply_seccomp(profile.capabilities);
+  if (profile.seccomp) load_seccomp(security.seccomp);
   apply_capabilities(profile.capabilities);
 }
 

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <string_view>
 
+#include "context/seccomp.hpp"
 #include "os/unique_fd.hpp"
 
 namespace vunify::context {
@@ -30,12 +31,22 @@ uint64_t default_capabilities();
 // "CAP_NET_ADMIN", "net_admin" or "NET_ADMIN" -> its bit number; throws os::UserError if unknown.
 int parse_capability(std::string_view name);
 
+// A profile with its seccomp filter compiled (prepare_security), made on the host side before
+// the fork of the process that applies it.
+struct PreparedSecurity {
+  SecurityProfile profile;
+  SeccompProgram seccomp;  // empty if profile.seccomp is off
+};
+PreparedSecurity prepare_security(const SecurityProfile& profile);
+
 // In the guest's process (single-threaded), as root, after pivot_root and before exec: Landlock
 // ruleset, seccomp filter, then capabilities (bounding set reduced, inheritable and ambient
 // cleared). Survives exec. Throws os::SysError naming the step that failed, os::UserError if
 // the profile asks for a capability this process does not have in its bounding set, or keeps
 // CAP_SYS_BOOT while in the host's pid namespace (reboot(2) would reboot the host).
 // On kernels without Landlock (or ABI < 6 for the scoping) it prints a warning and goes on.
+void apply_security(const PreparedSecurity& security);
+// prepare_security + apply_security, in one process.
 void apply_security(const SecurityProfile& profile);
 
 // Only the Landlock part of apply_security, beneath `root_dir_fd` (the directory that will be
