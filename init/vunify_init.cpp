@@ -12,16 +12,16 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
-#include <string>
+#include <initializer_list>
 
 namespace {
 
 constexpr int kInitReportFd = 3;
 
 
-void write_all(int fd, const std::string& text) {
-  for (size_t off = 0; off < text.size();) {
-    ssize_t n = ::write(fd, text.data() + off, text.size() - off);
+void write_all(int fd, const char* text, size_t size) {
+  for (size_t off = 0; off < size;) {
+    ssize_t n = ::write(fd, text + off, size - off);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return;
     off += static_cast<size_t>(n);
@@ -36,7 +36,13 @@ void write_all(int fd, const std::string& text) {
   ::close(kInitReportFd);
   ::setsid();
   ::execvp(argv[0], argv);
-  write_all(exec_report, std::string("cannot run ") + argv[0] + " in the guest: " + std::strerror(errno));
+  // One write: init reads the report with a single read.
+  char msg[512];
+  size_t len = 0;
+  const char* error = std::strerror(errno);
+  for (const char* part : {"cannot run ", const_cast<const char*>(argv[0]), " in the guest: ", error})
+    for (; *part && len < sizeof msg; ++part) msg[len++] = *part;
+  write_all(exec_report, msg, len);
   _exit(127);
 }
 
@@ -77,7 +83,8 @@ int main(int argc, char** argv) {
     while ((n = ::read(report[0], buf, sizeof buf)) < 0 && errno == EINTR) {
     }
     if (n > 0 || main_pid < 0) {
-      write_all(kInitReportFd, n > 0 ? std::string(buf, static_cast<size_t>(n)) : "init: cannot fork");
+      if (n > 0) write_all(kInitReportFd, buf, static_cast<size_t>(n));
+      else write_all(kInitReportFd, "init: cannot fork", 17);
       return 127;
     }
     ::close(report[0]);
