@@ -1,9 +1,11 @@
 // The context runtime end to end: a guest's command runs isolated, stop leaves nothing behind.
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <csignal>
+#include <ctime>
 #include <thread>
 
 #include "tests/context_guest.hpp"
@@ -75,6 +77,47 @@ TEST_CASE("context: a one-shot command's context goes away by itself; its output
   std::string log = read_file(g.pool + "/log/" + g.name + ".console");
   CHECK(log.find("hello from " + g.name) != std::string::npos);
   CHECK(log.find("PID 1 exited with status 0") != std::string::npos);
+}
+
+TEST_CASE("context: start of a command that ends at once reports success every time", "[context]") {
+  VUNIFY_REQUIRE_CONTEXT();
+  ContextGuest g("quick");
+  g.ok("mount " + g.name);  // no mount/unmount per start: the cleanup races start's return
+  for (int i = 0; i < 8; ++i) {
+    auto r = vunify(g.pool, "start " + g.name + " -- /bin/true");
+    INFO("start " << i << ": " << r.out);
+    REQUIRE(r.status == 0);
+    CHECK(r.out.find("started (PID 1: vunify-init, host pid ") != std::string::npos);
+  }
+  for (int i = 0; i < 250 && g.state(); ++i) ::usleep(20000);
+  CHECK(!g.state());
+}
+
+TEST_CASE("context: a garbled state file from before this boot is no context, a fresh one is an error", "[context]") {
+  VUNIFY_REQUIRE_CONTEXT();
+  ContextGuest g("garbled");
+  std::string file = g.pool + "/run/" + g.name + ".json";
+  ::mkdir((g.pool + "/run").c_str(), 0700);
+  write_file(file, "", 0600, 0, 0, ::time(nullptr));  // what a crash can leave of a state written without fsync
+  auto r = vunify(g.pool, "status " + g.name);
+  INFO(r.out);
+  CHECK(r.status != 0);
+  CHECK(r.out.find("damaged") != std::string::npos);
+  timespec boot;
+  ::clock_gettime(CLOCK_BOOTTIME, &boot);
+  timespec before_boot{::time(nullptr) - boot.tv_sec - 3600, 0};
+  timespec times[2] = {before_boot, before_boot};
+  REQUIRE(::utimensat(AT_FDCWD, file.c_str(), times, 0) == 0);
+  r = vunify(g.pool, "status " + g.name);
+  INFO(r.out);
+  CHECK(r.status == 0);
+  CHECK(r.out.find("stopped") != std::string::npos);
+  g.ok("start " + g.name + " -- /bin/sleep 1000");
+  auto s = g.state();
+  REQUIRE(s);
+  CHECK(s->pid1 > 0);
+  g.ok("stop " + g.name);
+  CHECK(!g.state());
 }
 
 TEST_CASE("context: stop kills a guest that ignores its stop signal after the timeout", "[context]") {
