@@ -141,7 +141,8 @@ int serve_view(const ViewConfig& config, const std::function<void(const std::str
     if (rc > 0) rc = 0;  // ended by a signal (its number): a normal stop
     fuse_remove_signal_handlers(se.get());
     if (!vs.protocol.kernel_gone.load()) ::umount2(config.mountpoint.c_str(), MNT_DETACH);
-    fuse_log(FUSE_LOG_INFO, "vunify: guest %s unmounted (status %d)\n", config.guest.c_str(), rc);
+    fuse_log(FUSE_LOG_INFO, "vunify: guest %s unmounted (status %d); %s\n", config.guest.c_str(), rc,
+             vs.protocol.request_summary().c_str());
     return rc;
   } catch (const std::exception& e) {
     ready(e.what());

@@ -6,6 +6,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include <fmt/format.h>
+
 #include "fs/view_state.hpp"
 #include "fs/fuse_wire.hpp"
 
@@ -51,6 +53,7 @@ ssize_t hook_read(int fd, void* buf, size_t len, void* userdata) {
   t_tmpfile = false;
   if (n < static_cast<ssize_t>(sizeof(InHeader))) return n;
   auto* h = static_cast<InHeader*>(buf);
+  vs.protocol.count_request(h->opcode);
   if (h->opcode == kOpInit) {
     saw_init(vs, h + 1, static_cast<size_t>(n) - sizeof(InHeader));
   } else if (h->opcode == kOpSetxattr && vs.protocol.setxattr_ext.load(std::memory_order_relaxed)) {
@@ -88,7 +91,31 @@ ssize_t hook_writev(int fd, struct iovec* iov, int count, void* userdata) {
   return ::writev(fd, iov, count);
 }
 
+// linux/fuse.h's opcode names, by number (empty: unused).
+const char* opcode_name(size_t op) {
+  static constexpr const char* kNames[ProtocolState::kCountedOpcodes] = {
+      "", "LOOKUP", "FORGET", "GETATTR", "SETATTR", "READLINK", "SYMLINK", "", "MKNOD", "MKDIR", "UNLINK",
+      "RMDIR", "RENAME", "LINK", "OPEN", "READ", "WRITE", "STATFS", "RELEASE", "", "FSYNC", "SETXATTR",
+      "GETXATTR", "LISTXATTR", "REMOVEXATTR", "FLUSH", "INIT", "OPENDIR", "READDIR", "RELEASEDIR", "FSYNCDIR",
+      "GETLK", "SETLK", "SETLKW", "ACCESS", "CREATE", "INTERRUPT", "BMAP", "DESTROY", "IOCTL", "POLL",
+      "NOTIFY_REPLY", "BATCH_FORGET", "FALLOCATE", "READDIRPLUS", "RENAME2", "LSEEK", "COPY_FILE_RANGE",
+      "SETUPMAPPING", "REMOVEMAPPING", "SYNCFS", "TMPFILE", "STATX"};
+  return op < ProtocolState::kCountedOpcodes && kNames[op][0] ? kNames[op] : "other";
+}
+
 }  // namespace
+
+std::string ProtocolState::request_summary() const {
+  std::string out = "requests served:";
+  uint64_t total = 0;
+  for (size_t op = 0; op < requests.size(); ++op) {
+    uint64_t n = requests[op].load(std::memory_order_relaxed);
+    if (n == 0) continue;
+    out += fmt::format(" {} {},", opcode_name(op), n);
+    total += n;
+  }
+  return out + fmt::format(" total {}", total);
+}
 
 fuse_custom_io protocol_hooks() {
   fuse_custom_io io{};

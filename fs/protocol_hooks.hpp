@@ -9,7 +9,10 @@
 // Each daemon thread reads a request and then handles it, so per-request facts travel in
 // thread-locals from the read hook to the handler, and from the handler to the writev hook.
 #pragma once
+#include <array>
 #include <atomic>
+#include <cstdint>
+#include <string>
 
 #include "fs/fuse.hpp"
 
@@ -19,6 +22,16 @@ struct ProtocolState {
   std::atomic<bool> setxattr_ext_offered{false};
   std::atomic<bool> setxattr_ext{false};  // the kernel sends extended SETXATTR requests
   std::atomic<bool> kernel_gone{false};   // the kernel ended the connection (unmounted)
+  // Requests read from the kernel, by opcode (the last slot counts opcodes beyond the table):
+  // logged when the daemon stops (bench/view reports them per created file).
+  static constexpr size_t kCountedOpcodes = 53;
+  std::array<std::atomic<uint64_t>, kCountedOpcodes + 1> requests{};
+
+  void count_request(uint32_t opcode) {
+    requests[opcode < kCountedOpcodes ? opcode : kCountedOpcodes].fetch_add(1, std::memory_order_relaxed);
+  }
+  // "requests served: GETATTR 3, LOOKUP 2, ..." (opcodes in numeric order, total last).
+  std::string request_summary() const;
 };
 
 // The session's hooks; the session's userdata is the ViewState.
