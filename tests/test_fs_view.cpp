@@ -296,3 +296,23 @@ TEST_CASE("big files pass through to the kernel: their reads never reach the dae
   if (passthrough) CHECK(served < (1 << 20));
   else CHECK(served >= (8 << 20));
 }
+
+TEST_CASE("the daemon logs the requests it served, by opcode, when it stops", "[fs][view][requests]") {
+  VUNIFY_REQUIRE_FUSE();
+  ViewPool v(1);
+  for (int i = 0; i < 3; ++i) {
+    std::string name = v.root("g1", "new" + std::to_string(i));
+    write_file(name, "x");
+    REQUIRE(::unlink(name.c_str()) == 0);
+  }
+  REQUIRE(cli(v.pool, "umount g1").status == 0);
+  std::string log = read_file(v.pool + "/log/g1.log");
+  auto at = log.rfind("requests served:");
+  REQUIRE(at != std::string::npos);
+  std::string line = log.substr(at, log.find('\n', at) - at);
+  INFO(line);
+  CHECK(line.find(" CREATE 3,") != std::string::npos);
+  CHECK(line.find(" UNLINK 3,") != std::string::npos);
+  CHECK(line.find(" INIT 1,") != std::string::npos);
+  CHECK(line.find(" total ") != std::string::npos);
+}
