@@ -116,6 +116,24 @@ TEST_CASE("limits: a fork bomb stops at pids.max and the host stays responsive",
   g.ok("stop " + g.name);
 }
 
+TEST_CASE("limits: mem.memlock is PID 1's from the start, exec's, and changes live", "[limits][context]") {
+  VUNIFY_REQUIRE_CONTEXT();
+  ContextGuest g("mlk");
+  g.ok("set " + g.name + " mem.memlock=64K");
+  g.ok("start " + g.name + " -- /bin/sleep 1000");
+  auto memlock = [&](const std::string& proc) {
+    auto r = g.sh("grep \"locked memory\" /proc/" + proc + "/limits");
+    INFO(r.out);
+    return r.out;
+  };
+  CHECK(memlock("1").find("65536                65536") != std::string::npos);
+  CHECK(memlock("self").find("65536                65536") != std::string::npos);
+  g.ok("set " + g.name + " mem.memlock=32K");
+  CHECK(memlock("1").find("32768                32768") != std::string::npos);
+  CHECK(memlock("self").find("32768                32768") != std::string::npos);
+  g.ok("stop " + g.name);
+}
+
 TEST_CASE("limits: shares 1:3 on one pinned core give 25% / 75%", "[limits][context][cpu]") {
   VUNIFY_REQUIRE_CONTEXT();
   ContextGuest g("shr");
