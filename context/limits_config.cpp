@@ -62,6 +62,8 @@ Limits limits_of(const toml::table& doc, const std::string& path) {
 }
 
 std::string toml_string(const std::string& s) {
+  // Canonical values are plain ("64M", "0-1"): a basic string, as the rest of the file has.
+  if (s.find_first_of("\"\\\n\t") == std::string::npos) return "\"" + s + "\"";
   std::ostringstream out;
   out << toml::value<std::string>(s);
   return out.str();
