@@ -68,7 +68,7 @@ bool memory_cgroup_available() {
 
 }  // namespace
 
-TEST_CASE("limits: mem.rss kills the allocating process inside the guest; guest and host live on", "[limits][context]") {
+TEST_CASE("limits: mem.rss kills the allocating process inside the guest while guest and host live on", "[limits][context]") {
   VUNIFY_REQUIRE_CONTEXT();
   if (!memory_cgroup_available()) {
     WARN("skipped: no memory cgroup controller");
@@ -145,7 +145,7 @@ TEST_CASE("limits: shares 1:3 on one pinned core give 25% / 75%", "[limits][cont
   CHECK(low == Approx(0.25).margin(0.10));
 }
 
-TEST_CASE("limits: cpu.cap 0.5 holds a busy guest to half a core; set lifts it live", "[limits][context][cpu]") {
+TEST_CASE("limits: cpu.cap 0.5 holds a busy guest to half a core and set changes the cap live", "[limits][context][cpu]") {
   VUNIFY_REQUIRE_CONTEXT();
   ContextGuest g("cap");
   g.ok("set " + g.name + " cpu.cap=0.5");
@@ -181,7 +181,7 @@ TEST_CASE("limits: a reservation holds under contention against a 9x bigger shar
   CHECK(used[0] / (used[0] + used[1]) < 0.25);
 }
 
-TEST_CASE("limits: a set that cannot be applied is rolled back: old limit, file byte-identical", "[limits][context]") {
+TEST_CASE("limits: a set that cannot be applied is rolled back to the old limit with the file byte-identical", "[limits][context]") {
   VUNIFY_REQUIRE_CONTEXT();
   if (::access("/sys/fs/cgroup/memory/memory.limit_in_bytes", F_OK) != 0) {
     WARN("skipped: needs the cgroup v1 memory controller (a limit below usage is refused there)");

@@ -28,7 +28,7 @@ TEST_CASE("limits: sizes with units are read and written back exactly", "[limits
   CHECK(os::format_size((1ULL << 30) + 1024) == "1048577K");
 }
 
-TEST_CASE("limits: every key checks its value; max and none unset", "[limits][unit]") {
+TEST_CASE("limits: every key checks its value and max or none unsets it", "[limits][unit]") {
   auto ok = [](const char* k, const char* v) { return context::check_limit(k, v, "f"); };
   CHECK(ok("mem.rss", "64M") == "64M");
   CHECK(ok("mem.rss", "67108864") == "64M");
@@ -58,7 +58,7 @@ TEST_CASE("limits: every key checks its value; max and none unset", "[limits][un
   CHECK_THROWS_WITH(context::check_limit("cpu.bogus", "1", "etc/x.toml"), Catch::Contains("unknown limit 'cpu.bogus'"));
 }
 
-TEST_CASE("limits: the [limits] table is replaced and nothing else in the file changes", "[limits][unit]") {
+TEST_CASE("limits: the limits table is replaced and nothing else in the file changes", "[limits][unit]") {
   std::string text = "# vunify guest configuration\nhostname = \"g\"\n\n[context]\ninit = \"/sbin/init\" # mine\n\n"
                      "[limits]\ncpu.cap = 0.5\n\n[other]\nx = 1\n";
   Limits l = context::parse_limits(text, "g.toml");
