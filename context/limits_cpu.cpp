@@ -100,7 +100,11 @@ void apply_shares(const CgroupDir& cpu, const Limits& limits) {
     if (!all[i].guest) continue;
     CgroupDir d = cpu;
     d.dir = all[i].dir;
-    write_cgroup(d, {cpu_share_write(shares[i], cpu.v2)});
+    try {
+      write_cgroup(d, {cpu_share_write(shares[i], cpu.v2)});
+    } catch (const os::SysError&) {
+      if (d.dir == cpu.dir) throw;  // another guest stopping meanwhile is no error
+    }
   }
 }
 

@@ -13,7 +13,11 @@ namespace vunify::context {
 nlohmann::json limits_json(const std::string& pool_root, const std::string& guest, const RunState* state) {
   Limits limits = load_limits(pool_root, guest);
   nlohmann::json out = {{"limits", nlohmann::json::object()}};
-  for (const auto& [k, v] : limits) out["limits"][k] = v;
+  for (const auto& [k, v] : limits) {
+    const LimitKey* key = find_limit_key(k);
+    bool number = key && !key->quoted;  // 50, 0.5 as JSON numbers; sizes and lists as text
+    out["limits"][k] = number ? nlohmann::json::parse(v, nullptr, false) : nlohmann::json(v);
+  }
   if (!state) return out;
   LimitTarget target{pool_root, guest, state->cgroups};
   nlohmann::json usage = nlohmann::json::object();
