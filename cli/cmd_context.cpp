@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "cli/commands.hpp"
+#include "cli/top.hpp"
 #include "context/runtime.hpp"
 #include "os/error.hpp"
 
@@ -102,6 +103,22 @@ void add_ps_status(CLI::App& app, Globals& g) {
   status->add_option("NAME", a->names, "Guests (default: all)");
   status->add_flag("--json", g.json, "Machine-readable");
   status->callback([&g, a] { context::status(g.pool, a->names, g.json); });
+
+  auto t = std::make_shared<TopOptions>();
+  auto* top = app.add_subcommand("top", "Live table of running guests: CPU %, memory, pids, I/O and network bytes, view daemon");
+  top->add_option("NAME", t->guests, "Guests (default: every running guest)");
+  top->add_option("-n,--count", t->count, "Print N tables, then exit (default: until q or Ctrl-C)")->check(CLI::Range(1, 1000000));
+  auto once = std::make_shared<bool>(false);
+  top->add_flag("--once", *once, "One table (after one interval), then exit: -n 1");
+  top->add_option("-d,--interval", t->interval, "Seconds between tables (default 1)");
+  top->add_flag("--json", t->json, "One JSON object per table, a line each");
+  top->callback([&g, t, once] {
+    if (*once) {
+      if (t->count > 1) throw os::UserError("top: give --once or -n, not both");
+      t->count = 1;
+    }
+    run_top(g.pool, *t);
+  });
 }
 
 }  // namespace

@@ -57,9 +57,9 @@ std::vector<Hierarchy> hierarchies() {
   return out;
 }
 
-// This process's cgroup in hierarchy `h` ("/" if not listed).
-std::string own_cgroup(const Hierarchy& h) {
-  std::ifstream in("/proc/self/cgroup");
+// This process's (or the one `cgroup_file` is of) cgroup in hierarchy `h` ("/" if not listed).
+std::string own_cgroup(const Hierarchy& h, const std::string& cgroup_file = "/proc/self/cgroup") {
+  std::ifstream in(cgroup_file);
   auto wanted = split(h.options, ',');
   for (std::string line; std::getline(in, line);) {
     auto first = line.find(':'), second = line.find(':', first + 1);
@@ -114,12 +114,16 @@ std::string CgroupDir::guest_target() const {
   return "sys/fs/cgroup/" + mount.substr(mount.rfind('/') + 1);
 }
 
-GuestCgroups GuestCgroups::create(const std::string& guest) {
+namespace {
+
+// Creates `vunify/LEAF` under this process's cgroup in every hierarchy `wanted` accepts.
+GuestCgroups create_dirs(const std::string& leaf, bool (*wanted)(const Hierarchy&), bool prepare) {
   std::vector<CgroupDir> made;
   try {
     for (const Hierarchy& h : hierarchies()) {
+      if (!wanted(h)) continue;
       std::string base = h.mount + (own_cgroup(h) == "/" ? "" : own_cgroup(h));
-      CgroupDir d{h.mount, h.options, base + "/vunify/" + guest, h.v2};
+      CgroupDir d{h.mount, h.options, base + "/vunify/" + leaf, h.v2};
       std::string parent = base + "/vunify";
       // The parent goes when its last guest stops (remove()); one retry covers a stop removing
       // it between our two mkdirs.
@@ -134,13 +138,38 @@ GuestCgroups GuestCgroups::create(const std::string& guest) {
         os::throw_errno("create cgroup", d.dir);
       }
       made.push_back(d);
-      h.v2 ? prepare_v2_dir(d) : prepare_v1_dir(d);
+      if (prepare) h.v2 ? prepare_v2_dir(d) : prepare_v1_dir(d);
     }
   } catch (...) {
     GuestCgroups(made).remove();
     throw;
   }
   return GuestCgroups(std::move(made));
+}
+
+// What a view daemon costs: memory, CPU, block I/O, tasks (and cgroup2, which has them all).
+bool accounts_view(const Hierarchy& h) {
+  if (h.v2) return true;
+  for (const auto& c : split(h.options, ','))
+    if (c == "memory" || c == "cpu" || c == "cpuacct" || c == "blkio" || c == "pids") return true;
+  return false;
+}
+
+}  // namespace
+
+GuestCgroups GuestCgroups::create(const std::string& guest) {
+  return create_dirs(guest, [](const Hierarchy&) { return true; }, true);
+}
+
+GuestCgroups GuestCgroups::create_view(const std::string& guest) { return create_dirs(guest + ".view", accounts_view, false); }
+
+std::string cgroup_of(pid_t pid, const CgroupDir& like) {
+  for (const Hierarchy& h : hierarchies()) {
+    if (h.mount != like.mount) continue;
+    std::string path = own_cgroup(h, "/proc/" + std::to_string(pid) + "/cgroup");
+    return h.mount + (path == "/" ? "" : path);
+  }
+  return "";
 }
 
 void GuestCgroups::add(pid_t pid) const {

@@ -28,6 +28,9 @@ class GuestCgroups {
   // parent's cpus and mems; the device allowlist is applied). Throws SysError; on failure the
   // directories made so far are removed.
   static GuestCgroups create(const std::string& guest);
+  // `vunify/NAME.view` beside it, for the guest's view daemon, in the hierarchies that account
+  // its cost (memory, cpu, cpuacct, blkio, pids; cgroup2): nothing restricted in them.
+  static GuestCgroups create_view(const std::string& guest);
   explicit GuestCgroups(std::vector<CgroupDir> dirs) : dirs_(std::move(dirs)) {}
 
   const std::vector<CgroupDir>& dirs() const { return dirs_; }
@@ -46,6 +49,9 @@ class GuestCgroups {
 
 // Writes `text` to a cgroup file in one write(2); throws os::SysError naming the file and text.
 void write_cgroup_file(const std::string& path, const std::string& text);
+
+// The cgroup directory `pid` is in, in the hierarchy of `like` ("" if it is not mounted).
+std::string cgroup_of(pid_t pid, const CgroupDir& like);
 
 // cgroup_v1.cpp / cgroup_v2.cpp: what differs between the two.
 void prepare_v1_dir(const CgroupDir& dir);

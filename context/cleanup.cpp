@@ -19,6 +19,8 @@ bool cleanup(const std::string& pool, const std::string& guest, const RunState& 
   }
   bool removed = false;
   for (int i = 0; i < 100 && !(removed = cgroups.remove()); ++i) ::usleep(20000);
+  // The view daemon back where it was before it is unmounted (or stays mounted), then its cgroup.
+  removed = release_view(state.view) && removed;
   if (state.mounted_view) {
     try {
       fs::umount_guests(pool, {guest}, false, false);

@@ -114,6 +114,7 @@ RunState start_pid1(const Launch& l, unique_fd& pidfd, unique_fd& console_out, i
   s.stop_signal = l.stop_signal;
   s.context_id = pid_namespace_of(pid);
   s.cgroups = l.cgroups;
+  s.view = l.view;
   write_state(l.pool, l.guest, s);
   console_out = std::move(console);
   return s;

@@ -25,6 +25,7 @@ struct Launch {
   PreparedSecurity security{};  // its seccomp filter compiled before the supervisor forks
   std::vector<CgroupDir> cgroups;
   Limits limits;  // etc/NAME.toml [limits]: applied to the cgroups before launch, to PID 1 here
+  ViewAccount view;  // the view daemon's cgroups
 };
 
 // Forks the supervisor, which starts PID 1 and records the state. Returns PID 1's host pid once

@@ -104,17 +104,20 @@ void start_locked(const std::string& pool_root, const std::string& guest, const 
     mounted = true;
   }
   std::vector<CgroupDir> cgroups;
+  ViewAccount accounted;
   try {
     Launch l = plan_launch(pool_root, guest, command, cfg);
     l.mounted_view = mounted;
     l.cgroups = GuestCgroups::create(guest).dirs();
     cgroups = l.cgroups;
+    l.view = accounted = account_view(pool_root, guest);
     apply_limits(LimitTarget{pool_root, guest, l.cgroups}, limits);  // before PID 1 exists
     l.limits = limits;
     pid_t pid1 = launch(l);
     fmt::print("guest {} started (PID 1: {}, host pid {})\n", guest, l.own_init ? "vunify-init" : l.argv[0], pid1);
   } catch (...) {
     GuestCgroups(cgroups).remove();
+    release_view(accounted);
     if (mounted) fs::umount_guests(pool_root, {guest}, false, true);
     throw;
   }

@@ -30,6 +30,18 @@ os::unique_fd open_run_dir(const std::string& pool_root) {
   return fd;
 }
 
+json cgroups_json(const std::vector<CgroupDir>& dirs) {
+  json out = json::array();
+  for (const auto& c : dirs) out.push_back({{"mount", c.mount}, {"options", c.options}, {"dir", c.dir}, {"v2", c.v2}});
+  return out;
+}
+
+std::vector<CgroupDir> cgroup_dirs(const json& list) {
+  std::vector<CgroupDir> out;
+  for (const auto& c : list) out.push_back({c.at("mount"), c.at("options"), c.at("dir"), c.at("v2")});
+  return out;
+}
+
 }  // namespace
 
 std::string run_dir(const std::string& pool_root) { return pool_root + "/run"; }
@@ -65,8 +77,14 @@ std::optional<RunState> read_state(const std::string& pool_root, const std::stri
     s.init = j.at("init");
     s.stop_signal = j.at("stop_signal");
     s.context_id = j.at("context_id");
-    for (const auto& c : j.at("cgroups"))
-      s.cgroups.push_back({c.at("mount"), c.at("options"), c.at("dir"), c.at("v2")});
+    s.cgroups = cgroup_dirs(j.at("cgroups"));
+    if (j.contains("view")) {
+      const json& v = j.at("view");
+      s.view.daemon = v.at("daemon");
+      s.view.daemon_start = v.at("daemon_start");
+      s.view.cgroups = cgroup_dirs(v.at("cgroups"));
+      s.view.origin = v.at("origin").get<std::vector<std::string>>();
+    }
     return s;
   } catch (const json::exception& e) {
     if (written_before_boot(dir.get(), guest + ".json")) return std::nullopt;
@@ -75,12 +93,15 @@ std::optional<RunState> read_state(const std::string& pool_root, const std::stri
 }
 
 void write_state(const std::string& pool_root, const std::string& guest, const RunState& s) {
-  json cg = json::array();
-  for (const auto& c : s.cgroups) cg.push_back({{"mount", c.mount}, {"options", c.options}, {"dir", c.dir}, {"v2", c.v2}});
+  json cg = cgroups_json(s.cgroups);
+  json view = {{"daemon", s.view.daemon},
+               {"daemon_start", s.view.daemon_start},
+               {"cgroups", cgroups_json(s.view.cgroups)},
+               {"origin", s.view.origin}};
   json j = {{"pid1", s.pid1},         {"pid1_start", s.pid1_start},     {"supervisor", s.supervisor},
             {"supervisor_start", s.supervisor_start}, {"started_ns", s.started_ns},
             {"mounted_view", s.mounted_view}, {"init", s.init},     {"stop_signal", s.stop_signal},
-            {"context_id", s.context_id},     {"cgroups", cg}};
+            {"context_id", s.context_id},     {"cgroups", cg}, {"view", view}};
   // Not synced: the state means nothing after a reboot (read_state ignores a garbled file from
   // before it), and a sync is a journal commit on every start.
   os::write_file_atomic(open_run_dir(pool_root).get(), guest + ".json", j.dump(2) + "\n", 0600,

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "context/cgroup.hpp"
+#include "context/view_cgroup.hpp"
 #include "os/unique_fd.hpp"
 
 namespace vunify::context {
@@ -25,6 +26,7 @@ struct RunState {
   int stop_signal = 0;
   uint64_t context_id = 0;     // the inode of its pid namespace
   std::vector<CgroupDir> cgroups;
+  ViewAccount view;            // the view daemon's own cgroups (vunify/NAME.view)
 };
 
 std::string run_dir(const std::string& pool_root);
