@@ -8,6 +8,7 @@
 #include <cctype>
 #include <charconv>
 
+#include "context/block_device.hpp"
 #include "os/error.hpp"
 #include "os/unique_fd.hpp"
 
@@ -106,6 +107,13 @@ std::string io_value(const IoLimits& limits, const std::string& key) {
 std::string io_max_line(const std::string& device, const IoLimits& l) {
   auto v = [](uint64_t x) { return x ? std::to_string(x) : std::string("max"); };
   return fmt::format("{} rbps={} wbps={} riops={} wiops={}", device, v(l.rbps), v(l.wbps), v(l.riops), v(l.wiops));
+}
+
+void limit_guest_io(const std::string& pool_root, const std::vector<CgroupDir>& guest, const std::vector<CgroupDir>& view,
+                    const IoLimits& limits) {
+  std::string device = block_device_of(pool_root);
+  apply_io_limits(guest, device, limits);
+  apply_io_limits(view, device, limits);
 }
 
 bool has_io_controller(const CgroupDir& dir) { return dir.v2 || has(dir.options, "blkio"); }

@@ -42,6 +42,12 @@ std::string io_max_line(const std::string& device, const IoLimits& limits);
 // os::SysError naming the file (e.g. ENODEV for a device without a request queue).
 void apply_io_limits(const std::vector<CgroupDir>& dirs, const std::string& device, const IoLimits& limits);
 
+// A running guest's limits on the device backing `pool_root`, in its cgroups (`guest`: reads
+// and writes it submits itself, FUSE passthrough included) and its view daemon's (`view`: what
+// the daemon reads and writes for it). Throws os::UserError if the pool has no block device.
+void limit_guest_io(const std::string& pool_root, const std::vector<CgroupDir>& guest, const std::vector<CgroupDir>& view,
+                    const IoLimits& limits);
+
 // Whether `dir` is where I/O limits are written: a v1 blkio hierarchy or cgroup2.
 bool has_io_controller(const CgroupDir& dir);
 

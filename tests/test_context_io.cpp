@@ -1,0 +1,157 @@
+// Disk I/O limits: parsing, the pool's block device, and a guest reading a cold file through its
+// view on a loop-device-backed pool held to io.rbps (the read done by the guest itself through
+// FUSE passthrough, and done by the view daemon without it).
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+
+#include "context/block_device.hpp"
+#include "context/io_limits.hpp"
+#include "context/usage.hpp"
+#include "os/error.hpp"
+#include "tests/context_guest.hpp"
+#include "tests/loop_fs.hpp"
+
+namespace vunify::test {
+
+using context::IoLimits;
+
+TEST_CASE("io limits: keys take rates with units, counts, max; bad ones are named", "[io]") {
+  IoLimits l;
+  context::set_io_key(l, "io.rbps", "4M");
+  context::set_io_key(l, "io.wbps", "512KiB");
+  context::set_io_key(l, "io.riops", "500");
+  CHECK(l.rbps == 4u << 20);
+  CHECK(l.wbps == 512u << 10);
+  CHECK(l.riops == 500);
+  CHECK(l.wiops == 0);
+  CHECK(context::io_value(l, "io.rbps") == "4M");
+  CHECK(context::io_value(l, "io.wiops") == "max");
+  CHECK(context::io_max_line("7:3", l) == "7:3 rbps=4194304 wbps=524288 riops=500 wiops=max");
+  context::set_io_key(l, "io.rbps", "max");
+  CHECK(l.rbps == 0);
+  context::set_io_key(l, "io.wbps", "1000");
+  CHECK(l.wbps == 1000);
+  IoLimits before = l;
+  for (auto [key, value] : {std::pair{"io.rbps", "fast"}, {"io.rbps", "4X"}, {"io.rbps", "-1"}, {"io.rbps", "99999999P"},
+                            {"io.riops", "1.5"}, {"io.riops", "10k"}, {"io.wiops", ""}, {"io.speed", "1"}}) {
+    INFO(key << "=" << value);
+    try {
+      context::set_io_key(l, key, value);
+      FAIL("accepted");
+    } catch (const os::UserError& e) {
+      CHECK(std::string(e.what()).find(key) != std::string::npos);
+    }
+  }
+  CHECK(l == before);
+  CHECK(context::is_io_key("io.wiops"));
+  CHECK(!context::is_io_key("io.max"));
+}
+
+TEST_CASE("io limits: the pool's block device is the whole disk; a filesystem without one is refused", "[io]") {
+  std::string root = context::block_device_of("/");
+  CHECK(root.find(':') != std::string::npos);
+  CHECK(::access(("/sys/dev/block/" + root).c_str(), F_OK) == 0);
+  CHECK(::access(("/sys/dev/block/" + root + "/partition").c_str(), F_OK) != 0);
+  CHECK_THROWS_AS(context::block_device_of("/proc"), os::UserError);
+  VUNIFY_REQUIRE_ROOT();
+  LoopFs fs(64);
+  if (!fs.ready()) {
+    WARN("skipped: " << fs.why());
+    return;
+  }
+  CHECK(context::block_device_of(fs.mountpoint()) == fs.majmin());
+}
+
+namespace {
+
+// A busybox guest with a 12 MiB file /big on a pool on its own loop-device ext4.
+struct LoopGuest {
+  LoopFs fs{256};
+  std::string pool = fs.mountpoint() + "/pool";
+  std::string name = "vt" + std::to_string(::getpid()) + "-io";
+  TempDir src;
+  bool ready = false;
+
+  LoopGuest() {
+    if (!fs.ready() || static_busybox().empty()) return;
+    unify::Pool::init(pool);
+    make_busybox_guest(src.path());
+    write_file(src / "big", std::string(12 << 20, '\0'));
+    // not zeros on disk: real blocks to read
+    REQUIRE(run("head -c 12M /dev/urandom > '" + src.path() + "/big'").status == 0);
+    auto r = vunify(pool, "guest add " + name + " --from '" + src.path() + "'");
+    INFO(r.out);
+    REQUIRE(r.status == 0);
+    ready = true;
+  }
+  ~LoopGuest() {
+    if (!ready) return;
+    vunify(pool, "stop " + name + " --timeout 5");
+    vunify(pool, "umount " + name);
+  }
+  // Drops the file's pages: the backing file's and the view's own.
+  void drop_cache() const {
+    for (const auto& path : {pool + "/backing/" + name + "/big", pool + "/guests/" + name + "/root/big"}) {
+      int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      REQUIRE(fd >= 0);
+      CHECK(::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) == 0);
+      ::close(fd);
+    }
+  }
+  // Seconds `vunify exec` of a cold `cat /big` takes, less an exec of `true`.
+  double cold_read_seconds() const {
+    auto timed = [&](const std::string& script) {
+      auto t0 = std::chrono::steady_clock::now();
+      auto r = vunify(pool, "exec " + name + " -- sh -c '" + script + "'");
+      INFO(r.out);
+      REQUIRE(r.status == 0);
+      return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    };
+    double base = timed("true");
+    drop_cache();
+    return timed("cat /big > /dev/null") - base;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("io limits: a guest reading a cold file through its view is held to io.rbps", "[io][context]") {
+  VUNIFY_REQUIRE_CONTEXT();
+  bool passthrough = GENERATE(true, false);
+  INFO((passthrough ? "passthrough: the guest reads the backing file" : "no passthrough: the view daemon reads it"));
+  LoopGuest g;
+  if (!g.fs.ready()) {
+    WARN("skipped: " << g.fs.why());
+    return;
+  }
+  REQUIRE(g.ready);
+  if (!passthrough) REQUIRE(vunify(g.pool, "mount " + g.name + " --no-passthrough").status == 0);
+  REQUIRE(vunify(g.pool, "start " + g.name + " -- /bin/sleep 1000").status == 0);
+  auto s = context::read_state(g.pool, g.name);
+  REQUIRE(s);
+  REQUIRE(!s->view.cgroups.empty());
+  double unlimited = g.cold_read_seconds();
+  IoLimits limits;
+  context::set_io_key(limits, "io.rbps", "4M");
+  context::limit_guest_io(g.pool, s->cgroups, s->view.cgroups, limits);
+  auto guest_before = context::cgroup_usage(s->cgroups), view_before = context::cgroup_usage(s->view.cgroups);
+  double limited = g.cold_read_seconds();
+  auto guest_after = context::cgroup_usage(s->cgroups), view_after = context::cgroup_usage(s->view.cgroups);
+  INFO("unlimited " << unlimited << " s, limited to 4 MiB/s: " << limited << " s (expected 3 s)");
+  CHECK(limited >= 3.0 * 0.85);
+  CHECK(limited <= 3.0 * 1.15);
+  CHECK(unlimited < 1.5);
+  // charged to whoever submitted the reads: the guest (passthrough) or its view daemon
+  uint64_t by_guest = guest_after.io_read - guest_before.io_read, by_view = view_after.io_read - view_before.io_read;
+  CHECK((passthrough ? by_guest : by_view) >= 12u << 20);
+  CHECK((passthrough ? by_view : by_guest) < 1u << 20);
+  // max lifts it again
+  context::set_io_key(limits, "io.rbps", "max");
+  context::limit_guest_io(g.pool, s->cgroups, s->view.cgroups, limits);
+  CHECK(g.cold_read_seconds() < 1.5);
+}
+
+}  // namespace vunify::test
