@@ -111,7 +111,13 @@ std::string io_max_line(const std::string& device, const IoLimits& l) {
 
 void limit_guest_io(const std::string& pool_root, const std::vector<CgroupDir>& guest, const std::vector<CgroupDir>& view,
                     const IoLimits& limits) {
-  std::string device = block_device_of(pool_root);
+  std::string device;
+  try {
+    device = block_device_of(pool_root);
+  } catch (const os::UserError&) {
+    if (limits == IoLimits{}) return;  // nothing to limit, nothing to count on
+    throw;
+  }
   apply_io_limits(guest, device, limits);
   apply_io_limits(view, device, limits);
 }

@@ -44,7 +44,10 @@ void apply_io_limits(const std::vector<CgroupDir>& dirs, const std::string& devi
 
 // A running guest's limits on the device backing `pool_root`, in its cgroups (`guest`: reads
 // and writes it submits itself, FUSE passthrough included) and its view daemon's (`view`: what
-// the daemon reads and writes for it). Throws os::UserError if the pool has no block device.
+// the daemon reads and writes for it). Throws os::UserError if the pool has no block device and
+// a limit is set. `start` calls it even without limits: on cgroup v1 the kernel counts a
+// cgroup's I/O (blkio.throttle.io_service_bytes, what `vunify top` shows) only on devices
+// where a throttle rule was ever written, and writing "no limit" is such a rule.
 void limit_guest_io(const std::string& pool_root, const std::vector<CgroupDir>& guest, const std::vector<CgroupDir>& view,
                     const IoLimits& limits);
 
