@@ -102,24 +102,27 @@ struct LoopGuest {
       ::close(fd);
     }
   }
-  // Seconds `vunify exec` of a cold `cat /big` takes, less an exec of `true`.
-  double cold_read_seconds() const {
-    auto timed = [&](const std::string& script) {
+  // Seconds `vunify exec` of `script` takes, less an exec of `true`.
+  double seconds(const std::string& script) const {
+    auto timed = [&](const std::string& s) {
       auto t0 = std::chrono::steady_clock::now();
-      auto r = vunify(pool, "exec " + name + " -- sh -c '" + script + "'");
+      auto r = vunify(pool, "exec " + name + " -- sh -c '" + s + "'");
       INFO(r.out);
       REQUIRE(r.status == 0);
       return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     };
     double base = timed("true");
+    return timed(script) - base;
+  }
+  double cold_read_seconds() const {
     drop_cache();
-    return timed("cat /big > /dev/null") - base;
+    return seconds("cat /big > /dev/null");
   }
 };
 
 }  // namespace
 
-TEST_CASE("io limits: a guest reading a cold file through its view is held to io.rbps", "[io][context]") {
+TEST_CASE("io limits: a guest reading a cold file through its view is held to io.rbps, its fsync'd writes to io.wbps", "[io][context]") {
   VUNIFY_REQUIRE_CONTEXT();
   bool passthrough = GENERATE(true, false);
   INFO((passthrough ? "passthrough: the guest reads the backing file" : "no passthrough: the view daemon reads it"));
@@ -149,7 +152,15 @@ TEST_CASE("io limits: a guest reading a cold file through its view is held to io
   uint64_t by_guest = guest_after.io_read - guest_before.io_read, by_view = view_after.io_read - view_before.io_read;
   CHECK((passthrough ? by_guest : by_view) >= 12u << 20);
   CHECK((passthrough ? by_view : by_guest) < 1u << 20);
+  // writes the guest makes durable (fsync) are submitted in the writer's context: held to io.wbps
+  context::set_io_key(limits, "io.wbps", "4M");
+  context::limit_guest_io(g.pool, s->cgroups, s->view.cgroups, limits);
+  double written = g.seconds("dd if=/dev/zero of=/out bs=1M count=8 conv=fsync 2>/dev/null");
+  INFO("8 MiB written with fsync at 4 MiB/s: " << written << " s (expected 2 s)");
+  CHECK(written >= 2.0 * 0.85);
+  CHECK(written <= 2.0 * 1.15);
   // max lifts it again
+  context::set_io_key(limits, "io.wbps", "max");
   context::set_io_key(limits, "io.rbps", "max");
   context::limit_guest_io(g.pool, s->cgroups, s->view.cgroups, limits);
   CHECK(g.cold_read_seconds() < 1.5);
