@@ -109,6 +109,10 @@ void write_cgroup_file(const std::string& path, const std::string& text) {
   if (n != static_cast<ssize_t>(text.size())) throw os::SysError(n < 0 ? err : EIO, "write '" + text + "' to", path);
 }
 
+bool CgroupDir::has(const std::string& controller) const {
+  return !v2 && ("," + options + ",").find("," + controller + ",") != std::string::npos;
+}
+
 std::string CgroupDir::guest_target() const {
   if (mount == "/sys/fs/cgroup") return "sys/fs/cgroup";
   return "sys/fs/cgroup/" + mount.substr(mount.rfind('/') + 1);

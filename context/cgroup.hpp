@@ -17,6 +17,8 @@ struct CgroupDir {
   bool v2 = false;
   // Writable for the guest (its systemd manages it): the named systemd hierarchy and cgroup2.
   bool delegated() const { return v2 || options == "name=systemd"; }
+  // A v1 hierarchy with `controller` among its controllers ("blkio"; "cpuacct" in "cpu,cpuacct").
+  bool has(const std::string& controller) const;
   // Where the guest sees it, relative to its root: sys/fs/cgroup/<last component of mount>
   // (sys/fs/cgroup itself for a cgroup2 mounted there).
   std::string guest_target() const;

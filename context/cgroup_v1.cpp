@@ -25,18 +25,14 @@ void copy_from_parent(const std::string& dir, const char* file) {
   if (!out || ::write(out.get(), buf, static_cast<size_t>(n)) != n) os::throw_errno("write", dir + "/" + file);
 }
 
-bool has(const std::string& options, const std::string& ctrl) {
-  return ("," + options + ",").find("," + ctrl + ",") != std::string::npos;
-}
-
 }  // namespace
 
 void prepare_v1_dir(const CgroupDir& dir) {
-  if (has(dir.options, "cpuset")) {
+  if (dir.has("cpuset")) {
     copy_from_parent(dir.dir, "cpuset.cpus");
     copy_from_parent(dir.dir, "cpuset.mems");
   }
-  if (has(dir.options, "devices") && dir.dir.substr(dir.dir.rfind('/')) != "/vunify") {
+  if (dir.has("devices") && dir.dir.substr(dir.dir.rfind('/')) != "/vunify") {
     os::unique_fd fd(::open(dir.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!fd) os::throw_errno("open", dir.dir);
     restrict_devices_v1(fd.get());

@@ -1,6 +1,5 @@
 #include "context/io_limits.hpp"
 
-#include <fcntl.h>
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -10,7 +9,6 @@
 
 #include "context/block_device.hpp"
 #include "os/error.hpp"
-#include "os/unique_fd.hpp"
 
 namespace vunify::context {
 
@@ -54,17 +52,6 @@ std::string size_text(uint64_t v) {
   int i = 0;
   while (i < 5 && v && v % 1024 == 0) v /= 1024, ++i;
   return fmt::format("{}{}", v, kUnits[i]);
-}
-
-void write_file(const std::string& path, const std::string& text) {
-  os::unique_fd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
-  if (!fd) os::throw_errno("open", path);
-  if (::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()))
-    os::throw_errno("write '" + text + "' to", path);
-}
-
-bool has(const std::string& options, const std::string& ctrl) {
-  return ("," + options + ",").find("," + ctrl + ",") != std::string::npos;
 }
 
 }  // namespace
@@ -122,7 +109,7 @@ void limit_guest_io(const std::string& pool_root, const std::vector<CgroupDir>& 
   apply_io_limits(view, device, limits);
 }
 
-bool has_io_controller(const CgroupDir& dir) { return dir.v2 || has(dir.options, "blkio"); }
+bool has_io_controller(const CgroupDir& dir) { return dir.v2 || dir.has("blkio"); }
 
 void apply_io_limits(const std::vector<CgroupDir>& dirs, const std::string& device, const IoLimits& l) {
   // On a hybrid host the blkio controller is the v1 one; the cgroup2 tree there has no io.
@@ -136,7 +123,7 @@ void apply_io_limits(const std::vector<CgroupDir>& dirs, const std::string& devi
                                     "disk I/O limits cannot apply",
                                     d.dir));
       }
-      write_file(d.dir + "/io.max", io_max_line(device, l));
+      write_cgroup_file(d.dir + "/io.max", io_max_line(device, l));
       continue;
     }
     const std::pair<const char*, uint64_t> files[] = {{"read_bps_device", l.rbps},
@@ -144,7 +131,7 @@ void apply_io_limits(const std::vector<CgroupDir>& dirs, const std::string& devi
                                                       {"read_iops_device", l.riops},
                                                       {"write_iops_device", l.wiops}};
     for (const auto& [file, value] : files)
-      write_file(d.dir + "/blkio.throttle." + file, fmt::format("{} {}", device, value));
+      write_cgroup_file(d.dir + "/blkio.throttle." + file, fmt::format("{} {}", device, value));
   }
 }
 

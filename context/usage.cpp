@@ -8,16 +8,12 @@ namespace vunify::context {
 
 namespace {
 
-bool has(const std::string& options, const std::string& ctrl) {
-  return ("," + options + ",").find("," + ctrl + ",") != std::string::npos;
-}
-
 // The file `name` in the v1 directory of controller `ctrl`, else in the cgroup2 directory, if it
 // exists there.
 std::string counter_file(const std::vector<CgroupDir>& dirs, const std::string& ctrl, const std::string& v1,
                          const std::string& v2) {
   for (const auto& d : dirs)
-    if (!d.v2 && has(d.options, ctrl)) return d.dir + "/" + v1;
+    if (d.has(ctrl)) return d.dir + "/" + v1;
   for (const auto& d : dirs) {
     std::string f = d.dir + "/" + v2;
     if (d.v2 && std::ifstream(f)) return f;
@@ -43,7 +39,7 @@ uint64_t keyed(const std::string& path, const std::string& key) {
 
 void add_io(const std::vector<CgroupDir>& dirs, Usage& u) {
   for (const auto& d : dirs) {
-    if (d.v2 || !has(d.options, "blkio")) continue;
+    if (!d.has("blkio")) continue;
     // "MAJ:MIN Read N" lines, and a closing "Total N".
     std::ifstream in(d.dir + "/blkio.throttle.io_service_bytes_recursive");
     for (std::string line; std::getline(in, line);) {
@@ -78,7 +74,7 @@ uint64_t tasks(const std::vector<CgroupDir>& dirs) {
 
 Usage cgroup_usage(const std::vector<CgroupDir>& dirs) {
   Usage u;
-  bool v1_cpuacct = std::any_of(dirs.begin(), dirs.end(), [](const CgroupDir& d) { return !d.v2 && has(d.options, "cpuacct"); });
+  bool v1_cpuacct = std::any_of(dirs.begin(), dirs.end(), [](const CgroupDir& d) { return d.has("cpuacct"); });
   std::string cpu = counter_file(dirs, "cpuacct", "cpuacct.usage", "cpu.stat");
   if (!cpu.empty()) u.cpu_ns = v1_cpuacct ? read_number(cpu) : keyed(cpu, "usage_usec") * 1000;
   std::string mem = counter_file(dirs, "memory", "memory.usage_in_bytes", "memory.current");
