@@ -200,7 +200,12 @@ bool wait_until(int64_t deadline_ns, int signal_fd, bool keys) {
     int rc = ::poll(fds, keys ? 2 : 1, static_cast<int>((left + 999999) / 1000000));
     if (rc < 0 && errno != EINTR) os::throw_errno("poll", "");
     if (rc <= 0) continue;
-    if (fds[0].revents & POLLIN) return false;
+    if (fds[0].revents & POLLIN) {
+      signalfd_siginfo info;  // consumed, or unblocking it at the end would deliver it
+      ssize_t ignored = ::read(signal_fd, &info, sizeof info);
+      (void)ignored;
+      return false;
+    }
     if (keys && (fds[1].revents & (POLLIN | POLLHUP))) {
       char c = 0;
       ssize_t n = ::read(STDIN_FILENO, &c, 1);

@@ -1,6 +1,10 @@
 // The view daemon's own cgroup (vunify/NAME.view) and `vunify top` against a guest doing known
 // work: tasks, memory, a cold read, traffic on an interface moved into its network namespace.
 #include <fcntl.h>
+#include <poll.h>
+#include <pty.h>
+#include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -177,6 +181,52 @@ TEST_CASE("top: bad input is a usage error", "[top]") {
     auto r = vunify(p.pool, args);
     INFO(args << "\n" << r.out);
     CHECK(r.status == 2);
+  }
+}
+
+}  // namespace vunify::test
+
+namespace vunify::test {
+
+TEST_CASE("top: on a terminal it redraws, and q or Ctrl-C quit with the terminal restored", "[top]") {
+  VUNIFY_REQUIRE_ROOT();
+  ScratchPool p;
+  for (char key : {'q', '\x03'}) {
+    INFO("key " << int(key));
+    int master = -1;
+    pid_t pid = ::forkpty(&master, nullptr, nullptr, nullptr);
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      ::execl(VUNIFY_BIN, "vunify", "--pool", p.pool.c_str(), "top", "-d", "0.2", static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    std::string out;
+    char buf[4096];
+    auto read_some = [&](int ms) {
+      pollfd pfd{master, POLLIN, 0};
+      while (::poll(&pfd, 1, ms) > 0) {
+        ssize_t n = ::read(master, buf, sizeof buf);
+        if (n <= 0) break;
+        out.append(buf, static_cast<size_t>(n));
+      }
+    };
+    for (int i = 0; i < 50 && out.find("no guest is running") == std::string::npos; ++i) read_some(100);
+    termios during{};
+    REQUIRE(::tcgetattr(master, &during) == 0);
+    CHECK(!(during.c_lflag & ICANON));
+    REQUIRE(::write(master, &key, 1) == 1);
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    read_some(100);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+    termios after{};
+    REQUIRE(::tcgetattr(master, &after) == 0);
+    CHECK((after.c_lflag & ICANON));
+    CHECK((after.c_lflag & ECHO));
+    CHECK(out.find("\033[2J") != std::string::npos);
+    CHECK(out.find("\033[?25h") != std::string::npos);  // cursor shown again
+    ::close(master);
   }
 }
 
