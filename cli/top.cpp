@@ -46,13 +46,15 @@ int64_t monotonic_ns() {
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
-// Names with a state file in POOL/run (the running guests and any whose cleanup is due).
+// Names with a state file in POOL/run (the running guests and any whose cleanup is due); the
+// memory watchdog's NAME.events.json files are not.
 std::vector<std::string> recorded_guests(const std::string& pool_root) {
   std::vector<std::string> out;
   DIR* d = ::opendir(context::run_dir(pool_root).c_str());
   while (dirent* e = d ? ::readdir(d) : nullptr) {
     std::string n = e->d_name;
-    if (n.size() > 5 && n.compare(n.size() - 5, 5, ".json") == 0) out.push_back(n.substr(0, n.size() - 5));
+    auto ends = [&](std::string_view suffix) { return n.size() > suffix.size() && n.compare(n.size() - suffix.size(), suffix.size(), suffix) == 0; };
+    if (ends(".json") && !ends(".events.json")) out.push_back(n.substr(0, n.size() - 5));
   }
   if (d) ::closedir(d);
   std::sort(out.begin(), out.end());

@@ -1,12 +1,12 @@
 // Disk I/O limits of a guest on the pool's block device: read/write bytes per second and I/O
-// operations per second. Keys (POOL/etc/NAME.toml, `vunify set`):
+// operations per second. Keys ([limits] of POOL/etc/NAME.toml, `vunify set`; limits_io.cpp):
 //
 //   io.rbps = "20M"     read bytes/s (a size: bytes or K, M, G, T with optional B/iB, powers of 1024)
-//   io.wbps = "10MiB"   write bytes/s
+//   io.wbps = "10M"     write bytes/s
 //   io.riops = 500      read operations/s
 //   io.wiops = 200      write operations/s
 //
-// "max" (or 0) removes a limit. They are written for the device backing the pool
+// "max" (or unset) is no limit. They are written for the device backing the pool
 // (block_device.hpp) to blkio.throttle.{read,write}_{bps,iops}_device on cgroup v1 and to io.max
 // on cgroup2, in the guest's cgroup and in its view daemon's (view_cgroup.hpp): reads through the
 // view are done by the guest itself (FUSE passthrough) or by the daemon (cached files), and each
@@ -14,7 +14,6 @@
 #pragma once
 #include <cstdint>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include "context/cgroup.hpp"
@@ -25,14 +24,6 @@ struct IoLimits {
   uint64_t rbps = 0, wbps = 0, riops = 0, wiops = 0;  // 0: no limit
   bool operator==(const IoLimits&) const = default;
 };
-
-// The keys above, in that order.
-const std::vector<std::string>& io_keys();
-bool is_io_key(std::string_view key);
-// Parses `value` for `key` into `limits`; throws os::UserError naming the key and the value.
-void set_io_key(IoLimits& limits, const std::string& key, const std::string& value);
-// The value of `key` as set_io_key takes it ("max", "4M", "500").
-std::string io_value(const IoLimits& limits, const std::string& key);
 
 // The line io.max takes for `device` ("7:0 rbps=4194304 wbps=max riops=max wiops=max").
 std::string io_max_line(const std::string& device, const IoLimits& limits);

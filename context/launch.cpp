@@ -179,7 +179,7 @@ int supervise(int pidfd, int console, MemoryWatchdog& watchdog, const std::strin
   ::close(self);
   int code = 0;
   {
-    MemoryWatchdog watchdog(LimitTarget{l.pool, l.guest, l.cgroups});
+    MemoryWatchdog watchdog(LimitTarget{l.pool, l.guest, l.cgroups, l.view.cgroups});
     for (const auto& p : watchdog.problems()) log_line(l.guest, "memory watchdog: " + p);
     code = supervise(pidfd.get(), console.get(), watchdog, l.guest);
   }

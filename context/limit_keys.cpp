@@ -13,6 +13,7 @@ const std::vector<LimitModule>& limit_modules() {
       cpu_limit_module(),
       memory_limit_module(),
       pids_limit_module(),
+      io_limit_module(),
   };
   return modules;
 }

@@ -60,6 +60,7 @@ struct LimitModule {
 LimitModule cpu_limit_module();     // limits_cpu.cpp: cpu.share cpu.reserve cpu.cap cpu.cpus
 LimitModule memory_limit_module();  // limits_memory.cpp: mem.rss mem.swap mem.memlock
 LimitModule pids_limit_module();    // limits_pids.cpp: pids.max
+LimitModule io_limit_module();      // limits_io.cpp: io.rbps io.wbps io.riops io.wiops
 
 // Every module, in the order they are applied.
 const std::vector<LimitModule>& limit_modules();

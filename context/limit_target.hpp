@@ -18,6 +18,7 @@ namespace vunify::context {
 struct LimitTarget {
   std::string pool, guest;
   std::vector<CgroupDir> cgroups;  // RunState::cgroups, or the fresh ones at start
+  std::vector<CgroupDir> view_cgroups;  // its view daemon's (RunState::view.cgroups): I/O limits go there too
 
   // The guest's directory in the hierarchy of `controller` ("cpu", "memory", "pids"): the v1
   // hierarchy mounting it, else the cgroup2 tree when its cgroup.controllers lists it;

@@ -91,7 +91,7 @@ void set_limits(const std::string& pool_root, const std::string& guest, const st
   bool running = state && open_live(state->pid1, state->pid1_start);
   if (running) {
     try {
-      apply_changes(LimitTarget{pool_root, guest, state->cgroups}, old, updated);
+      apply_changes(LimitTarget{pool_root, guest, state->cgroups, state->view.cgroups}, old, updated);
     } catch (const std::exception& e) {
       if (text) os::write_file_atomic(etc.get(), guest + ".toml", *text, mode);
       else os::remove_file_durable(etc.get(), guest + ".toml");

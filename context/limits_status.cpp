@@ -19,7 +19,7 @@ nlohmann::json limits_json(const std::string& pool_root, const std::string& gues
     out["limits"][k] = number ? nlohmann::json::parse(v, nullptr, false) : nlohmann::json(v);
   }
   if (!state) return out;
-  LimitTarget target{pool_root, guest, state->cgroups};
+  LimitTarget target{pool_root, guest, state->cgroups, state->view.cgroups};
   nlohmann::json usage = nlohmann::json::object();
   for (const auto& m : limit_modules())
     if (m.usage) m.usage(target, limits, usage);
@@ -28,7 +28,7 @@ nlohmann::json limits_json(const std::string& pool_root, const std::string& gues
 }
 
 std::string memory_events_line(const std::string& pool_root, const std::string& guest, const RunState& state) {
-  MemoryEvents e = memory_events(LimitTarget{pool_root, guest, state.cgroups});
+  MemoryEvents e = memory_events(LimitTarget{pool_root, guest, state.cgroups, state.view.cgroups});
   return fmt::format("oom kills {}, memory pressure events low {} medium {} critical {}", e.oom_kills, e.pressure_low,
                      e.pressure_medium, e.pressure_critical);
 }

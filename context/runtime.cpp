@@ -13,7 +13,6 @@
 #include <csignal>
 
 #include "context/config.hpp"
-#include "context/io_limits.hpp"
 #include "context/launch.hpp"
 #include "context/limit_target.hpp"
 #include "context/limits_config.hpp"
@@ -112,8 +111,7 @@ void start_locked(const std::string& pool_root, const std::string& guest, const 
     l.cgroups = GuestCgroups::create(guest).dirs();
     cgroups = l.cgroups;
     l.view = accounted = account_view(pool_root, guest);
-    limit_guest_io(pool_root, l.cgroups, l.view.cgroups, IoLimits{});
-    apply_limits(LimitTarget{pool_root, guest, l.cgroups}, limits);  // before PID 1 exists
+    apply_limits(LimitTarget{pool_root, guest, l.cgroups, l.view.cgroups}, limits);  // before PID 1 exists
     l.limits = limits;
     pid_t pid1 = launch(l);
     fmt::print("guest {} started (PID 1: {}, host pid {})\n", guest, l.own_init ? "vunify-init" : l.argv[0], pid1);

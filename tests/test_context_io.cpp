@@ -6,9 +6,11 @@
 
 #include <catch2/catch.hpp>
 #include <cstdio>
+#include <nlohmann/json.hpp>
 
 #include "context/block_device.hpp"
 #include "context/io_limits.hpp"
+#include "context/limit_keys.hpp"
 #include "context/usage.hpp"
 #include "os/error.hpp"
 #include "tests/context_guest.hpp"
@@ -19,35 +21,27 @@ namespace vunify::test {
 using context::IoLimits;
 
 TEST_CASE("io limits: keys take rates with units, counts, max; bad ones are named", "[io]") {
-  IoLimits l;
-  context::set_io_key(l, "io.rbps", "4M");
-  context::set_io_key(l, "io.wbps", "512KiB");
-  context::set_io_key(l, "io.riops", "500");
-  CHECK(l.rbps == 4u << 20);
-  CHECK(l.wbps == 512u << 10);
-  CHECK(l.riops == 500);
-  CHECK(l.wiops == 0);
-  CHECK(context::io_value(l, "io.rbps") == "4M");
-  CHECK(context::io_value(l, "io.wiops") == "max");
-  CHECK(context::io_max_line("7:3", l) == "7:3 rbps=4194304 wbps=524288 riops=500 wiops=max");
-  context::set_io_key(l, "io.rbps", "max");
-  CHECK(l.rbps == 0);
-  context::set_io_key(l, "io.wbps", "1000");
-  CHECK(l.wbps == 1000);
-  IoLimits before = l;
-  for (auto [key, value] : {std::pair{"io.rbps", "fast"}, {"io.rbps", "4X"}, {"io.rbps", "-1"}, {"io.rbps", "99999999P"},
-                            {"io.riops", "1.5"}, {"io.riops", "10k"}, {"io.wiops", ""}, {"io.speed", "1"}}) {
+  CHECK(context::check_limit("io.rbps", "4M", "t") == "4M");
+  CHECK(context::check_limit("io.wbps", "524288", "t") == "512K");
+  CHECK(context::check_limit("io.riops", "500", "t") == "500");
+  CHECK(context::check_limit("io.wiops", "1", "t") == "1");
+  for (auto [key, value] : {std::pair{"io.rbps", "fast"}, {"io.rbps", "4X"}, {"io.rbps", "-1"}, {"io.rbps", "0"},
+                            {"io.rbps", "99999999P"}, {"io.riops", "1.5"}, {"io.riops", "10k"}, {"io.wiops", ""},
+                            {"io.wiops", "0"}}) {
     INFO(key << "=" << value);
     try {
-      context::set_io_key(l, key, value);
+      context::check_limit(key, value, "t");
       FAIL("accepted");
     } catch (const os::UserError& e) {
       CHECK(std::string(e.what()).find(key) != std::string::npos);
     }
   }
-  CHECK(l == before);
-  CHECK(context::is_io_key("io.wiops"));
-  CHECK(!context::is_io_key("io.max"));
+  CHECK_THROWS_AS(context::check_limit("io.speed", "1", "t"), os::UserError);
+  IoLimits l;
+  l.rbps = 4u << 20;
+  l.wbps = 512u << 10;
+  l.riops = 500;
+  CHECK(context::io_max_line("7:3", l) == "7:3 rbps=4194304 wbps=524288 riops=500 wiops=max");
 }
 
 TEST_CASE("io limits: the pool's block device is the whole disk; a filesystem without one is refused", "[io]") {
@@ -139,9 +133,12 @@ TEST_CASE("io limits: a guest reading a cold file through its view is held to io
   REQUIRE(s);
   REQUIRE(!s->view.cgroups.empty());
   double unlimited = g.cold_read_seconds();
-  IoLimits limits;
-  context::set_io_key(limits, "io.rbps", "4M");
-  context::limit_guest_io(g.pool, s->cgroups, s->view.cgroups, limits);
+  auto set = [&](const std::string& assignments) {
+    auto r = vunify(g.pool, "set " + g.name + " " + assignments);
+    INFO(r.out);
+    REQUIRE(r.status == 0);
+  };
+  set("io.rbps=4M");
   auto guest_before = context::cgroup_usage(s->cgroups), view_before = context::cgroup_usage(s->view.cgroups);
   double limited = g.cold_read_seconds();
   auto guest_after = context::cgroup_usage(s->cgroups), view_after = context::cgroup_usage(s->view.cgroups);
@@ -154,16 +151,21 @@ TEST_CASE("io limits: a guest reading a cold file through its view is held to io
   CHECK((passthrough ? by_guest : by_view) >= 12u << 20);
   CHECK((passthrough ? by_view : by_guest) < 1u << 20);
   // writes the guest makes durable (fsync) are submitted in the writer's context: held to io.wbps
-  context::set_io_key(limits, "io.wbps", "4M");
-  context::limit_guest_io(g.pool, s->cgroups, s->view.cgroups, limits);
+  set("io.rbps=max io.wbps=4M");
   double written = g.seconds("dd if=/dev/zero of=/out bs=1M count=8 conv=fsync 2>/dev/null");
   INFO("8 MiB written with fsync at 4 MiB/s: " << written << " s (expected 2 s)");
   CHECK(written >= 2.0 * 0.85);
   CHECK(written <= 2.0 * 1.15);
+  // status --json: the limits and the bytes
+  auto r = vunify(g.pool, "status " + g.name + " --json");
+  INFO(r.out);
+  auto io = nlohmann::json::parse(r.out).at(0).at("usage").at("io");
+  CHECK(io.at("limits").at("io.wbps") == "4M");
+  CHECK(io.at("limits").at("io.rbps").is_null());
+  CHECK(io.at("read").get<uint64_t>() >= 24u << 20);
+  CHECK(io.at("write").get<uint64_t>() >= 8u << 20);
   // max lifts it again
-  context::set_io_key(limits, "io.wbps", "max");
-  context::set_io_key(limits, "io.rbps", "max");
-  context::limit_guest_io(g.pool, s->cgroups, s->view.cgroups, limits);
+  set("io.wbps=max");
   CHECK(g.cold_read_seconds() < 1.5);
 }
 
