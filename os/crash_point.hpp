@@ -11,6 +11,11 @@
 //   create.rename          before each guest of a `guest create` batch is renamed into place
 //   create.config          before each etc/NAME.toml of a batch is written
 //   create.links           after the batch's links records are written
+//   create.commit          after every guest of a batch is renamed into place, before the commit
+//   template.place         between a new template's index commit and its rename into place
+//   template.rm            between a template's removal from the index and from templates/
+//   guest.add              between a guest add's index commit and its rename into place
+//   guest.rm               between a guest's removal from the index and from backing/
 #pragma once
 #include <string_view>
 

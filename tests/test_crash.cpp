@@ -157,7 +157,8 @@ TEST_CASE("guest create --count is all or nothing at every forced crash point", 
   REQUIRE(test::run("tar -C '" + src + "' -cf '" + sp.dir / "t.tar" + "' .").status == 0);
   sp.ok("template import T '" + sp.dir / "t.tar" + "'");
 
-  for (const char* point : {"create.rename:1", "create.rename:4", "create.config:1", "create.config:3", "create.links"}) {
+  for (const char* point : {"create.rename:1", "create.rename:4", "create.config:1", "create.config:3", "create.links",
+                            "create.commit"}) {
     SECTION(point) {
       crash_at(sp.pool, point, "guest create G --template T --count 6");
       test::CmdResult fsck = test::vunify(sp.pool, "fsck");

@@ -24,9 +24,10 @@ namespace vunify::unify {
 
 namespace {
 
-void check_guests(Pool& pool, bool repair, FsckReport& r) {
+void check_guests(Pool& pool, bool repair, FsckReport& r, const std::set<std::string>& reported) {
   std::set<std::string> rows;
-  for (const std::string& n : pool.guest_names()) rows.insert(n);
+  for (const std::string& n : pool.guest_names())
+    if (!reported.count(n)) rows.insert(n);
   std::set<std::string> dirs;
   os::walk_tree(pool.backing_fd(), [&](const os::WalkEntry& e) {
     if (S_ISDIR(e.st.st_mode) && e.name[0] != '.') dirs.insert(e.name);
@@ -44,7 +45,7 @@ void check_guests(Pool& pool, bool repair, FsckReport& r) {
   std::set<std::string> batch;  // guests of an interrupted create: reported as that (leftovers)
   for (const PendingBatch& b : pending_batches(pool.index())) batch.insert(b.names.begin(), b.names.end());
   for (const std::string& n : dirs) {
-    if (rows.count(n) || batch.count(n)) continue;
+    if (rows.count(n) || batch.count(n) || reported.count(n)) continue;
     r.problems.push_back(fmt::format("tree backing/{} is not a registered guest", n));
     if (repair) {
       try {
@@ -138,10 +139,11 @@ void check_link_groups(Pool& pool, bool repair, FsckReport& r) {
 // Every regular file of a template must be a store object: any other inode may be a guest's
 // private file (a guest writing it would change the template). --repair replaces each by a
 // link to an object with the file's current bytes and metadata.
-void check_templates(Pool& pool, bool repair, FsckReport& r) {
+void check_templates(Pool& pool, bool repair, FsckReport& r, const std::set<std::string>& reported) {
   ObjectSet objects = ObjectSet::load(pool);
   std::optional<ObjectSink> sink;
   for (const TemplateInfo& t : list_templates(pool)) {
+    if (reported.count(t.name)) continue;
     os::unique_fd root;
     try {
       root = open_template_root(pool, t.name);
@@ -182,17 +184,20 @@ FsckReport fsck(Pool& pool, bool repair, const os::Progress& progress) {
   FsckReport r;
   r.recovered = pool.recovered();
   rebuild_replaced_index(pool, r);
-  std::set<std::string> batch_names;  // guests a leftovers line covers
+  std::set<std::string> batch_names, moving_templates;  // guests and templates a leftovers line covers
   if (!repair) {  // a plain fsck reads only: what recovery would put right is reported, briefly
     Leftovers left = find_leftovers(pool);
     for (const PendingBatch& b : left.batches) batch_names.insert(b.names.begin(), b.names.end());
+    for (const PendingMove& m : left.moves)
+      (m.kind == PendingMove::Kind::TemplateAdd || m.kind == PendingMove::Kind::TemplateRm ? moving_templates : batch_names)
+          .insert(m.name);
     for (std::string& line : describe(left)) r.problems.push_back(std::move(line));
   }
   auto phase = [&](const char* what) {
     if (progress) progress(fmt::format("fsck: {}", what));
   };
   phase("guests against their trees");
-  check_guests(pool, repair, r);
+  check_guests(pool, repair, r, batch_names);
   phase("store objects against the index");
   check_objects(pool, repair, r);
   phase("guest trees for leftover temp entries");
@@ -200,8 +205,8 @@ FsckReport fsck(Pool& pool, bool repair, const os::Progress& progress) {
   phase("hard-link groups");
   check_link_groups(pool, repair, r);
   phase("templates and guest records");
-  check_template_trees(pool, repair, r);
-  check_templates(pool, repair, r);
+  check_template_trees(pool, repair, r, moving_templates);
+  check_templates(pool, repair, r, moving_templates);
   check_guest_records(pool, repair, r, batch_names);
   if (repair) pool.index().exec("DELETE FROM files WHERE guest NOT IN (SELECT name FROM guests)");
   return r;

@@ -35,11 +35,13 @@ bool has_root_tree(Pool& pool, const std::string& name) {
 
 }  // namespace
 
-void check_template_trees(Pool& pool, bool repair, FsckReport& r) {
+void check_template_trees(Pool& pool, bool repair, FsckReport& r, const std::set<std::string>& reported) {
   std::set<std::string> rows;
-  for (const TemplateInfo& t : list_templates(pool)) rows.insert(t.name);
+  for (const TemplateInfo& t : list_templates(pool))
+    if (!reported.count(t.name)) rows.insert(t.name);
   std::set<std::string> dirs;
-  for (const auto& [name, st] : entries(pool, "templates")) dirs.insert(name);
+  for (const auto& [name, st] : entries(pool, "templates"))
+    if (!reported.count(name)) dirs.insert(name);
   for (const std::string& n : rows) {
     if (has_root_tree(pool, n)) continue;
     r.problems.push_back(fmt::format("template '{}' is in the index but has no tree (templates/{}/root)", n, n));

@@ -8,7 +8,7 @@
 
 namespace vunify::unify {
 
-void check_template_trees(Pool& pool, bool repair, FsckReport& r);
+void check_template_trees(Pool& pool, bool repair, FsckReport& r, const std::set<std::string>& reported = {});
 // Records in etc/ and guests/ of no guest, and guests without a mount point (links/ records of no
 // guest are recovery's: see unify/recovery.hpp). `reported_batches`: the guests of an
 // interrupted batch, which a leftovers line already covers.

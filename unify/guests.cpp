@@ -7,9 +7,11 @@
 
 #include <cerrno>
 
+#include "os/crash_point.hpp"
 #include "os/error.hpp"
 #include "os/walk.hpp"
 #include "unify/outside_pool.hpp"
+#include "unify/recovery.hpp"
 
 namespace vunify::unify {
 
@@ -64,18 +66,15 @@ os::TreeCopyStats add_guest(Pool& pool, const std::string& name, const std::stri
   struct stat st {};
   if (::fstat(src.get(), &st) != 0) os::throw_errno("stat", from);
   os::TreeCopyStats stats;
+  std::string tmp = move ? "" : fmt::format(".add-{}-{}", name, ::getpid());
   if (move) {
     if (st.st_dev != pool.dev())
       throw UserError(fmt::format("--move needs {} on the pool's filesystem ({}); add it without --move to copy it", from,
                                   pool.root()));
-    if (::renameat(AT_FDCWD, from.c_str(), pool.backing_fd(), name.c_str()) != 0) os::throw_errno("move", from);
   } else {
-    std::string tmp = fmt::format(".add-{}-{}", name, ::getpid());
     try {
       stats = os::copy_tree(src.get(), pool.backing_fd(), tmp, progress);
       if (::syncfs(pool.fd()) != 0) os::throw_errno("syncfs", pool.root());
-      if (::renameat2(pool.backing_fd(), tmp.c_str(), pool.backing_fd(), name.c_str(), RENAME_NOREPLACE) != 0)
-        os::throw_errno("rename into place", pool.path("backing/" + name));
     } catch (...) {
       os::remove_tree(pool.backing_fd(), tmp);
       throw;
@@ -84,9 +83,23 @@ os::TreeCopyStats add_guest(Pool& pool, const std::string& name, const std::stri
   // A fresh tree has no recorded hard-link groups: never adopt a stale record of the name.
   if (::unlinkat(pool.fd(), ("links/" + name).c_str(), 0) != 0 && errno != ENOENT)
     os::throw_errno("remove stale", pool.path("links/" + name));
-  Transaction tx(pool.index());
-  register_guest(pool, name, "");
-  tx.commit();
+  // Registered first, renamed after (see PendingMove): a crash in between is finished by
+  // recovery, or undone if the tree never came (a --move).
+  PendingMove placing{PendingMove::Kind::GuestAdd, name, tmp, name};
+  {
+    Transaction tx(pool.index());
+    register_guest(pool, name, "");
+    write_move_journal(pool.index(), placing);
+    tx.commit();
+  }
+  os::crash_point("guest.add");
+  if (move && ::renameat2(AT_FDCWD, from.c_str(), pool.backing_fd(), name.c_str(), RENAME_NOREPLACE) != 0) {
+    int err = errno;
+    finish_move(pool, placing);  // the tree is not in place: drops the row again
+    errno = err;
+    os::throw_errno("move", from);
+  }
+  finish_move(pool, placing);
   return stats;
 }
 
@@ -95,17 +108,17 @@ void remove_guest(Pool& pool, const std::string& name) {
   if (!pool.has_guest(name)) throw UserError(fmt::format("no guest named '{}'", name));
   if (pool.guest_mounted(name))
     throw UserError(fmt::format("guest '{}' is mounted; unmount it first ('vunify umount {}')", name, name));
-  std::string doomed = fmt::format(".rm-{}-{}", name, ::getpid());
-  if (::renameat(pool.backing_fd(), name.c_str(), pool.backing_fd(), doomed.c_str()) != 0 && errno != ENOENT)
-    os::throw_errno("remove", pool.path("backing/" + name));
-  Transaction tx(pool.index());
-  for (const char* sql : {"DELETE FROM guests WHERE name=?", "DELETE FROM files WHERE guest=?", "DELETE FROM pending_dirs WHERE guest=?"})
-    pool.index().prepare(sql).bind(1, name).run();
-  tx.commit();
-  os::remove_tree(pool.backing_fd(), doomed);
-  ::unlinkat(pool.fd(), ("etc/" + name + ".toml").c_str(), 0);
-  ::unlinkat(pool.fd(), ("links/" + name).c_str(), 0);
-  ::unlinkat(pool.fd(), ("guests/" + name).c_str(), AT_REMOVEDIR);
+  // Dropped from the index first, removed after: recovery finishes a removal a crash cut short.
+  PendingMove removing{PendingMove::Kind::GuestRm, name, name, fmt::format(".rm-{}-{}", name, ::getpid())};
+  {
+    Transaction tx(pool.index());
+    for (const char* sql : {"DELETE FROM guests WHERE name=?", "DELETE FROM files WHERE guest=?", "DELETE FROM pending_dirs WHERE guest=?"})
+      pool.index().prepare(sql).bind(1, name).run();
+    write_move_journal(pool.index(), removing);
+    tx.commit();
+  }
+  os::crash_point("guest.rm");
+  finish_move(pool, removing);
 }
 
 }  // namespace vunify::unify

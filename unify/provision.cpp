@@ -416,6 +416,7 @@ void provision(Pool& pool, const Plan& plan, int src_root, const LinkGroups& gro
       register_guest(pool, j.name, template_name);
     }
     clear_running(pool.index(), kBatchOp);
+    os::crash_point("create.commit");
     tx.commit();
   } catch (...) {
     cleanup();

@@ -86,7 +86,108 @@ void roll_back(Pool& pool, const PendingBatch& b) {
   }
 }
 
+constexpr const char* kMovePrefix = "move:";
+
+const char* kind_name(PendingMove::Kind k) {
+  switch (k) {
+    case PendingMove::Kind::TemplateAdd: return "template-add";
+    case PendingMove::Kind::TemplateRm: return "template-rm";
+    case PendingMove::Kind::GuestAdd: return "guest-add";
+    case PendingMove::Kind::GuestRm: return "guest-rm";
+  }
+  return "";
+}
+
+bool is_template(const PendingMove& m) {
+  return m.kind == PendingMove::Kind::TemplateAdd || m.kind == PendingMove::Kind::TemplateRm;
+}
+bool is_add(const PendingMove& m) { return m.kind == PendingMove::Kind::TemplateAdd || m.kind == PendingMove::Kind::GuestAdd; }
+
+std::string move_key(const PendingMove& m) { return std::string(kMovePrefix) + kind_name(m.kind) + ":" + m.name; }
+
+// The dot-named end of a move (its temp tree), "" if none: not a dead command's leftover.
+std::string move_temp(const PendingMove& m) { return is_add(m) ? m.from : m.to; }
+
+std::string move_dir(const PendingMove& m) { return is_template(m) ? "templates" : "backing"; }
+
+bool present(int dirfd, const std::string& name, const std::string& where) {
+  struct stat st {};
+  if (::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) return true;
+  if (errno != ENOENT) throw_errno("stat", where);
+  return false;
+}
+
+// The records a guest has outside backing/ (a removal takes them along).
+void remove_guest_records(Pool& pool, const std::string& name) {
+  for (const std::string& f : {"links/" + name, "etc/" + name + ".toml"})
+    if (::unlinkat(pool.fd(), f.c_str(), 0) != 0 && errno != ENOENT) throw_errno("remove", pool.path(f));
+  ::unlinkat(pool.fd(), ("guests/" + name).c_str(), AT_REMOVEDIR);  // the empty mount point
+}
+
+// An added tree that is not in place: the row committed for it goes again.
+void drop_added_row(Pool& pool, const PendingMove& m) {
+  Transaction tx(pool.index());
+  if (is_template(m)) {
+    pool.index().prepare("DELETE FROM templates WHERE name=?").bind(1, m.name).run();
+  } else {
+    for (const char* sql : {"DELETE FROM guests WHERE name=?", "DELETE FROM files WHERE guest=?"})
+      pool.index().prepare(sql).bind(1, m.name).run();
+  }
+  clear_move_journal(pool.index(), m);
+  tx.commit();
+  if (!is_template(m)) ::unlinkat(pool.fd(), ("guests/" + m.name).c_str(), AT_REMOVEDIR);
+}
+
 }  // namespace
+
+void write_move_journal(Index& index, const PendingMove& m) {
+  index.prepare("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)").bind(1, move_key(m)).bind(2, m.from + "\n" + m.to).run();
+}
+
+void clear_move_journal(Index& index, const PendingMove& m) {
+  index.prepare("DELETE FROM meta WHERE key=?").bind(1, move_key(m)).run();
+}
+
+std::vector<PendingMove> pending_moves(Index& index) {
+  std::vector<PendingMove> out;
+  Stmt s = index.prepare("SELECT key, value FROM meta WHERE key LIKE 'move:%' ORDER BY key");
+  while (s.step()) {
+    std::string key = s.col_text(0), value = s.col_text(1);
+    auto colon = key.find(':', 5);
+    auto nl = value.find('\n');
+    if (colon == std::string::npos || nl == std::string::npos) continue;
+    std::string kind = key.substr(5, colon - 5);
+    PendingMove m{PendingMove::Kind::TemplateAdd, key.substr(colon + 1), value.substr(0, nl), value.substr(nl + 1)};
+    bool known = false;
+    for (auto k : {PendingMove::Kind::TemplateAdd, PendingMove::Kind::TemplateRm, PendingMove::Kind::GuestAdd,
+                   PendingMove::Kind::GuestRm})
+      if (kind == kind_name(k)) {
+        m.kind = k;
+        known = true;
+      }
+    if (known) out.push_back(std::move(m));
+  }
+  return out;
+}
+
+void finish_move(Pool& pool, const PendingMove& m) {
+  std::string dir = move_dir(m);
+  unique_fd d = os::open_dir(pool.path(dir));
+  auto where = [&](const std::string& n) { return pool.path(dir + "/" + n); };
+  if (!m.from.empty() && present(d.get(), m.from, where(m.from)) && !present(d.get(), m.to, where(m.to)) &&
+      ::renameat2(d.get(), m.from.c_str(), d.get(), m.to.c_str(), RENAME_NOREPLACE) != 0)
+    throw_errno("rename " + where(m.from) + " to", where(m.to));
+  if (is_add(m)) {
+    if (!present(d.get(), m.to, where(m.to))) return drop_added_row(pool, m);
+  } else {
+    if (present(d.get(), m.to, where(m.to))) {
+      unmount_beneath(where(m.to));
+      os::remove_tree(d.get(), m.to);
+    }
+    if (!is_template(m)) remove_guest_records(pool, m.name);
+  }
+  clear_move_journal(pool.index(), m);
+}
 
 std::string running_key(const std::string& op) { return "running:" + op; }
 
@@ -122,7 +223,10 @@ Leftovers find_leftovers(Pool& pool) {
   Leftovers l;
   l.running = running_ops(pool.index());
   l.batches = pending_batches(pool.index());
-  std::set<std::string> in_batch;  // the batch's own temp trees and records are part of its line
+  l.moves = pending_moves(pool.index());
+  std::set<std::string> in_batch;
+  for (const PendingMove& m : l.moves)
+    if (!move_temp(m).empty()) in_batch.insert(move_dir(m) + "/" + move_temp(m));  // the batch's own temp trees and records are part of its line
   for (const PendingBatch& b : l.batches)
     for (const std::string& n : b.names) {
       in_batch.insert("backing/.create-" + n + "-" + b.tmp_suffix);
@@ -151,6 +255,14 @@ std::vector<std::string> describe(const Leftovers& l) {
     out.push_back(fmt::format("an interrupted guest create of {} guest(s) ({}{}): none of them is registered; {} (rolls it back)",
                               b.names.size(), b.names.empty() ? "" : b.names.front(),
                               b.names.size() > 1 ? ".." + b.names.back() : "", kFix));
+  for (const PendingMove& m : l.moves) {
+    bool tmpl = is_template(m);
+    std::string what = is_add(m) ? "put in place" : "removed";
+    std::string cmd = is_add(m) ? (tmpl ? "template import, from-guest or build" : "guest add") : (tmpl ? "template rm" : "guest rm");
+    out.push_back(fmt::format("{} '{}' was being {} by an interrupted {} ({}/{} -> {}/{}); {} (finishes it)",
+                              tmpl ? "template" : "guest", m.name, what, cmd, move_dir(m), m.from.empty() ? "(outside)" : m.from,
+                              move_dir(m), m.to, kFix));
+  }
   for (const std::string& t : l.temp_trees) out.push_back(fmt::format("leftover of an interrupted run: {}; {}", t, kFix));
   for (const std::string& n : l.orphan_links) out.push_back(fmt::format("links/{} belongs to no guest; {}", n, kFix));
   if (l.orphan_objects) {
@@ -182,6 +294,8 @@ size_t reconcile_store(Pool& pool) {
 
 size_t recover_pool(Pool& pool) {
   size_t fixed = 0;
+  std::vector<PendingMove> moves = pending_moves(pool.index());  // before the temp trees: some are theirs
+  for (const PendingMove& m : moves) finish_move(pool, m);
   std::vector<PendingBatch> batches = pending_batches(pool.index());
   for (const PendingBatch& b : batches) roll_back(pool, b);
   std::vector<std::string> temps = all_temp_trees(pool);
@@ -202,7 +316,7 @@ size_t recover_pool(Pool& pool) {
   }
   fixed += orphan_links.size();
   pool.index().exec("DELETE FROM meta WHERE key LIKE 'running:%' OR key='unify_running'");
-  return fixed + batches.size() + temps.size() + dirs + ops.size();
+  return fixed + moves.size() + batches.size() + temps.size() + dirs + ops.size();
 }
 
 }  // namespace vunify::unify

@@ -29,10 +29,30 @@ constexpr const char* kBatchOp = "create";
 void write_batch_journal(Index& index, const PendingBatch& batch);
 std::vector<PendingBatch> pending_batches(Index& index);
 
+// A tree move whose index change is already committed, written in the same transaction as that
+// change and dropped once the move is on disk. Every command that places a tree into the pool or
+// takes one out commits first and renames after, so the index never names a tree that a crash
+// can still lose, and recovery finishes the rename: POOL/DIR/FROM becomes POOL/DIR/TO, then a
+// dot-named TO (a tree being removed) is removed. FROM empty: the tree came from outside the
+// pool (guest add --move), which recovery cannot finish. An added tree that is not in place
+// after that (a --move that never happened) is dropped from the index again.
+struct PendingMove {
+  enum class Kind { TemplateAdd, TemplateRm, GuestAdd, GuestRm };
+  Kind kind;
+  std::string name;      // the template or guest
+  std::string from, to;  // entries of DIR (templates/ or backing/)
+};
+void write_move_journal(Index& index, const PendingMove& move);  // in the caller's transaction
+void clear_move_journal(Index& index, const PendingMove& move);
+std::vector<PendingMove> pending_moves(Index& index);
+// Finishes one pending move on disk and drops its journal (also used by the command itself).
+void finish_move(Pool& pool, const PendingMove& move);
+
 // What an interrupted run left, read without changing anything (for plain fsck).
 struct Leftovers {
   std::vector<std::string> running;        // operations marked running ("gc", "unify", ...)
   std::vector<PendingBatch> batches;       // guest batches to roll back
+  std::vector<PendingMove> moves;          // tree moves to finish
   std::vector<std::string> temp_trees;     // "templates/.new-T-1234", "backing/.add-g-99", "store/tmp/x"
   size_t orphan_objects = 0;               // store entries not in the index
   std::vector<std::string> orphan_examples;  // the first few of them

@@ -25,6 +25,7 @@
 #include "unify/archive.hpp"
 #include "unify/object_set.hpp"
 #include "unify/outside_pool.hpp"
+#include "unify/recovery.hpp"
 
 extern char** environ;
 
@@ -141,7 +142,7 @@ TemplateBuilder::TemplateBuilder(Pool& pool, const std::string& name, const std:
 }
 
 TemplateBuilder::~TemplateBuilder() {
-  if (done_) return;
+  if (done_ || committed_) return;  // committed: the journaled move is recovery's to finish
   try {
     root_.reset();
     sink_.discard_created();
@@ -162,15 +163,16 @@ void TemplateBuilder::commit() {
   unique_fd out(fd);
   if (::write(fd, data.data(), data.size()) != static_cast<ssize_t>(data.size())) throw_errno("write", tmp_ + "/links");
   if (::syncfs(pool_.fd()) != 0) throw_errno("syncfs", pool_.root());
+  // Registered first, renamed after: a crash in between leaves a journaled move that recovery
+  // finishes (unify/recovery.hpp), never a tree in place that the index does not know, whose
+  // objects (not in the index either) recovery would take for a dead command's orphans.
+  PendingMove move{PendingMove::Kind::TemplateAdd, name_, tmp_, name_};
   pool_.index().prepare("INSERT INTO templates(name, created, source) VALUES(?,?,?)").bind(1, name_).bind(2, now_ns()).bind(3, source_).run();
-  if (::renameat2(tmp_fd_.get(), tmp_.c_str(), tmp_fd_.get(), name_.c_str(), RENAME_NOREPLACE) != 0)
-    throw_errno("rename into place", pool_.path("templates/" + name_));
-  try {
-    tx_.commit();
-  } catch (...) {
-    ::renameat(tmp_fd_.get(), name_.c_str(), tmp_fd_.get(), tmp_.c_str());
-    throw;
-  }
+  write_move_journal(pool_.index(), move);
+  tx_.commit();
+  committed_ = true;
+  os::crash_point("template.place");
+  finish_move(pool_, move);
   done_ = true;
 }
 
@@ -241,13 +243,15 @@ void remove_template(Pool& pool, const std::string& name, bool force) {
   if (users > 0 && !force)
     throw UserError(fmt::format("template '{}' is used by {} guest(s); remove them first or use --force (their files stay)",
                                 name, users));
-  recover_templates(pool);
-  unique_fd dir = templates_dir(pool);
-  std::string doomed = fmt::format(".rm-{}-{}", name, ::getpid());
-  if (::renameat(dir.get(), name.c_str(), dir.get(), doomed.c_str()) != 0 && errno != ENOENT)
-    throw_errno("remove", pool.path("templates/" + name));
-  pool.index().prepare("DELETE FROM templates WHERE name=?").bind(1, name).run();
-  os::remove_tree(dir.get(), doomed);
+  PendingMove move{PendingMove::Kind::TemplateRm, name, name, fmt::format(".rm-{}-{}", name, ::getpid())};
+  {
+    Transaction tx(pool.index());
+    pool.index().prepare("DELETE FROM templates WHERE name=?").bind(1, name).run();
+    write_move_journal(pool.index(), move);
+    tx.commit();
+  }
+  os::crash_point("template.rm");
+  finish_move(pool, move);
 }
 
 // ---- ingest_tree: copy a directory tree into a template ----

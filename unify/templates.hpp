@@ -74,7 +74,7 @@ class TemplateBuilder {
   Transaction tx_;
   ObjectSink sink_;
   LinkGroups links_;
-  bool done_ = false;
+  bool committed_ = false, done_ = false;
 };
 
 std::vector<TemplateInfo> list_templates(Pool& pool);
