@@ -18,13 +18,24 @@ struct GuestArgs {
   std::vector<std::string> names;
 };
 
+std::string state_text(const unify::GuestInfo& x) {
+  if (x.stopped)
+    return x.daemon ? fmt::format("mounted, daemon stopped (SIGSTOP; 'kill -CONT {}' resumes it, 'vunify umount {}' unmounts)",
+                                  x.daemon, x.name)
+                    : fmt::format("mounted, daemon does not answer ('vunify umount {}' unmounts)", x.name);
+  if (x.mounted) return "mounted";
+  if (x.stale) return "dead daemon (stale mount; 'vunify mount' or 'umount' clears it)";
+  return "-";
+}
+
 void list(Globals& g) {
   unify::Pool pool(g.pool, unify::Access::Read);
   auto guests = unify::list_guests(pool);
   if (g.json) {
     nlohmann::json out = nlohmann::json::array();
     for (const auto& x : guests)
-      out.push_back({{"name", x.name}, {"created_ns", x.created_ns}, {"template", x.template_name}, {"mounted", x.mounted}, {"stale_mount", x.stale}});
+      out.push_back({{"name", x.name}, {"created_ns", x.created_ns}, {"template", x.template_name}, {"mounted", x.mounted}, {"stale_mount", x.stale},
+                      {"daemon_stopped", x.stopped}});
     fmt::print("{}\n", out.dump(2));
     return;
   }
@@ -35,7 +46,7 @@ void list(Globals& g) {
   fmt::print("{:<24} {:<20} {:<16} {}\n", "NAME", "CREATED", "TEMPLATE", "STATE");
   for (const auto& x : guests)
     fmt::print("{:<24} {:<20} {:<16} {}\n", x.name, human_time_ns(x.created_ns), x.template_name.empty() ? "-" : x.template_name,
-               x.mounted ? "mounted" : x.stale ? "dead daemon (stale mount; 'vunify mount' or 'umount' clears it)" : "-");
+               state_text(x));
 }
 
 }  // namespace

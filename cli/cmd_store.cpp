@@ -82,7 +82,9 @@ void add_store_commands(CLI::App& app, Globals& g) {
   gc->callback([&g, dry] {
     // A dry run reads only: no recovery, no reconcile, no index write.
     unify::Pool pool(g.pool, *dry ? unify::Access::Read : unify::Access::Write);
-    auto r = unify::Store(pool).gc(*dry);
+    ProgressLine progress;
+    auto r = unify::Store(pool).gc(*dry, progress.sink());
+    progress.finish();
     if (*dry)
       fmt::print("dry run: would remove {} unused objects ({}), {} kept; nothing was changed\n", r.removed,
                  human_bytes(r.bytes_freed), r.kept);

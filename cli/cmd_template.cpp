@@ -152,7 +152,9 @@ void add_guest_provisioning(CLI::App& app, Globals& g, std::shared_ptr<TemplateA
   clone->add_option("DST", a->dst, "New guest")->required();
   clone->callback([&g, a] {
     unify::Pool pool(g.pool, unify::Access::Write);
-    auto r = unify::clone_guest(pool, a->guest, a->dst);
+    ProgressLine progress;
+    auto r = unify::clone_guest(pool, a->guest, a->dst, progress.sink());
+    progress.finish();
     fmt::print("guest {} cloned from {} in {:.2f} s ({} shared files, {} private)\n", a->dst, a->guest, r.seconds,
                r.linked_per_guest, r.private_per_guest);
   });

@@ -14,6 +14,7 @@
 
 #include "fs/guest_fs.hpp"
 #include "os/error.hpp"
+#include "os/view_probe.hpp"
 #include "unify/link_groups.hpp"
 #include "unify/object_set.hpp"
 #include "unify/pool.hpp"
@@ -68,6 +69,14 @@ void detach(const std::string& mountpoint) {
   if (::umount2(mountpoint.c_str(), MNT_DETACH) != 0 && errno != EINVAL) throw_errno("unmount", mountpoint);
 }
 
+void detach_or_unmount(const std::string& mnt, bool lazy, const std::string& name) {
+  if (::umount2(mnt.c_str(), lazy ? MNT_DETACH : 0) != 0) {
+    if (errno == EBUSY)
+      throw UserError(fmt::format("guest {} is busy (processes use its view); stop them or use --lazy", name));
+    throw_errno("unmount", mnt);
+  }
+}
+
 // Writes the daemon's first words (empty: mounted) to the pipe and closes it.
 void report_ready(int fd, const std::string& error) {
   std::string msg = error.empty() ? "ok" : error;
@@ -80,7 +89,7 @@ void write_pid_file(const std::string& path) {
   std::string tmp = path + ".tmp";
   FILE* f = std::fopen(tmp.c_str(), "w");
   if (!f) return;
-  std::fprintf(f, "%d\n", static_cast<int>(::getpid()));
+  std::fputs(os::pid_file_line().c_str(), f);
   std::fclose(f);
   ::rename(tmp.c_str(), path.c_str());
 }
@@ -160,17 +169,33 @@ void start_daemon(const Plan& plan) {
 
 }  // namespace
 
-MountState mount_state(const std::string& mountpoint) {
-  struct stat mnt, parent;
-  if (::stat(mountpoint.c_str(), &mnt) != 0) return errno == ENOTCONN ? MountState::Stale : MountState::NotMounted;
-  std::string up = mountpoint.substr(0, mountpoint.rfind('/'));
-  if (::stat(up.c_str(), &parent) != 0) return MountState::NotMounted;
-  return mnt.st_dev != parent.st_dev ? MountState::Live : MountState::NotMounted;
+namespace {
+
+// POOL/log/NAME.pid for the mount point POOL/guests/NAME.
+std::string pid_file_of(const std::string& mountpoint) {
+  auto slash = mountpoint.rfind('/');
+  std::string guests = mountpoint.substr(0, slash);
+  return guests.substr(0, guests.rfind('/')) + "/log/" + mountpoint.substr(slash + 1) + ".pid";
 }
+
+MountState state_of(const os::ViewStatus& v) {
+  switch (v.state) {
+    case os::ViewState::NotMounted: return MountState::NotMounted;
+    case os::ViewState::Live: return MountState::Live;
+    case os::ViewState::Stopped: return MountState::Stopped;
+    case os::ViewState::Dead: return MountState::Stale;
+  }
+  return MountState::NotMounted;
+}
+
+}  // namespace
+
+MountState mount_state(const std::string& mountpoint) { return state_of(os::view_status(mountpoint, pid_file_of(mountpoint))); }
 
 void mount_guests(const std::string& pool_root, std::vector<std::string> names, bool all, const MountOptions& options) {
   std::vector<Plan> plans;
   std::vector<std::string> not_applied;  // already mounted while options were given
+  std::vector<std::string> stopped;      // mounted, but the daemon is stopped
   bool repair = false;
   {
     unify::Pool pool(pool_root, unify::Access::Read);
@@ -184,7 +209,13 @@ void mount_guests(const std::string& pool_root, std::vector<std::string> names, 
   unify::ObjectSet objects = unify::ObjectSet::load(*pool);
   for (const auto& name : resolve_names(*pool, std::move(names), all)) {
     std::string mnt = pool->path("guests/" + name);
-    MountState state = mount_state(mnt);
+    os::ViewStatus status = pool->view(name);
+    MountState state = state_of(status);
+    if (state == MountState::Stopped) {
+      stopped.push_back(fmt::format("guest {} is mounted but {}; or 'vunify umount {}' and mount it again", name,
+                                    os::stopped_daemon_note(status), name));
+      continue;
+    }
     if (state == MountState::Live) {
       fmt::print("guest {} is already mounted at {}\n", name, mnt);
       if (!options.given.empty()) not_applied.push_back(name);
@@ -203,6 +234,11 @@ void mount_guests(const std::string& pool_root, std::vector<std::string> names, 
   }
   if (options.foreground) {
     if (plans.size() != 1) throw UserError("--foreground serves exactly one guest");
+    write_pid_file(plans[0].pid_path);  // for the liveness checks of other commands
+    struct RemovePid {
+      const std::string& path;
+      ~RemovePid() { ::unlink(path.c_str()); }
+    } remove_pid{plans[0].pid_path};
     int rc = serve_view(plans[0].view, [&](const std::string& error) {
       pool.reset();  // mounted (or failed): the pool is free again
       if (error.empty()) fmt::print(stderr, "guest {} mounted at {} (foreground; Ctrl-C unmounts)\n", plans[0].name,
@@ -214,6 +250,11 @@ void mount_guests(const std::string& pool_root, std::vector<std::string> names, 
   for (const Plan& plan : plans) {
     start_daemon(plan);
     fmt::print("guest {} mounted at {}\n", plan.name, plan.view.mountpoint);
+  }
+  if (!stopped.empty()) {
+    std::string msg;
+    for (const auto& m : stopped) msg += (msg.empty() ? "" : "\n") + m;
+    throw UserError(msg);
   }
   if (!not_applied.empty()) {
     std::string opts, guests;
@@ -236,7 +277,13 @@ void umount_guests(const std::string& pool_root, std::vector<std::string> names,
       targets.push_back({name, pool.path("guests/" + name), pool.path("log/" + name + ".pid")});
   }
   for (const auto& [name, mnt, pid_path] : targets) {
-    switch (mount_state(mnt)) {
+    os::ViewStatus status = os::view_status(mnt, pid_path);
+    switch (state_of(status)) {
+      case MountState::Stopped:
+        // The kernel unmounts without asking the daemon; a stopped one exits once continued.
+        detach_or_unmount(mnt, lazy, name);
+        fmt::print("guest {} unmounted; {} (it exits once continued)\n", name, os::stopped_daemon_note(status));
+        break;
       case MountState::NotMounted:
         if (!all) fmt::print("guest {} is not mounted\n", name);
         break;
@@ -245,11 +292,7 @@ void umount_guests(const std::string& pool_root, std::vector<std::string> names,
         fmt::print("guest {}: removed the stale mount of a dead daemon\n", name);
         break;
       case MountState::Live:
-        if (::umount2(mnt.c_str(), lazy ? MNT_DETACH : 0) != 0) {
-          if (errno == EBUSY)
-            throw UserError(fmt::format("guest {} is busy (processes use its view); stop them or use --lazy", name));
-          throw_errno("unmount", mnt);
-        }
+        detach_or_unmount(mnt, lazy, name);
         if (!lazy) wait_for_daemon_exit(pid_path);
         fmt::print("guest {} unmounted\n", name);
         break;

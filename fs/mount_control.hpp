@@ -14,8 +14,10 @@ struct MountOptions {
   std::vector<std::string> given;  // options given on the command line (named when not applied)
 };
 
-enum class MountState { NotMounted, Live, Stale };
-// Whether POOL/guests/NAME is a live view, the mount of a dead daemon (ENOTCONN), or neither.
+enum class MountState { NotMounted, Live, Stopped, Stale };
+// Whether POOL/guests/NAME is a live view, a view whose daemon is stopped (SIGSTOP), the mount
+// of a dead daemon (ENOTCONN), or neither; never a system call into the view
+// (os/view_probe.hpp), so a stopped daemon never makes the caller hang.
 MountState mount_state(const std::string& mountpoint);
 
 // Mounts each guest (all guests if `names` is empty and `all`); prints one line per guest.

@@ -87,6 +87,11 @@ TEST_CASE("long commands draw progress on a terminal, erase it, and write none i
   check_no_terminal_bytes(test::vunify(f.pool, "verify"));
   check_drawn_and_erased(run_on_terminal(f.cmd("fsck")), "fsck:", "fsck: pool is consistent");
   check_no_terminal_bytes(test::vunify(f.pool, "fsck"));
+  check_drawn_and_erased(run_on_terminal(f.cmd("guest clone a c")), "cloning a:", "guest c cloned from a");
+  check_no_terminal_bytes(test::vunify(f.pool, "guest clone a d"));
+  f.ok("guest rm c d b");
+  check_drawn_and_erased(run_on_terminal(f.cmd("gc")), "gc:", "0 unused objects removed (0 B), 480 kept");
+  check_no_terminal_bytes(test::vunify(f.pool, "gc"));
   check_drawn_and_erased(run_on_terminal(f.cmd("template from-guest fa a")), "copying:", "template fa ready");
   check_no_terminal_bytes(test::vunify(f.pool, "template from-guest fb a"));
 

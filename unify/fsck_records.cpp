@@ -1,5 +1,6 @@
 #include "unify/fsck_records.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
@@ -10,6 +11,7 @@
 #include <set>
 
 #include "os/error.hpp"
+#include "os/view_probe.hpp"
 #include "os/walk.hpp"
 #include "unify/templates.hpp"
 
@@ -25,6 +27,19 @@ std::vector<std::pair<std::string, struct stat>> entries(Pool& pool, const std::
     if (e.name[0] != '.') out.emplace_back(e.name, e.st);
     return false;
   });
+  return out;
+}
+
+// Subdirectory names of guests/, from the directory listing alone (its type in getdents): a
+// stat of a mount point would reach into a view, and hang while its daemon is stopped.
+std::vector<std::string> mount_point_names(Pool& pool) {
+  std::vector<std::string> out;
+  os::unique_fd fd = os::open_dir(pool.path("guests"));
+  DIR* d = ::fdopendir(::dup(fd.get()));
+  if (!d) os::throw_errno("read directory", pool.path("guests"));
+  while (struct dirent* e = ::readdir(d))
+    if (e->d_name[0] != '.' && (e->d_type == DT_DIR || e->d_type == DT_UNKNOWN)) out.emplace_back(e->d_name);
+  ::closedir(d);
   return out;
 }
 
@@ -96,8 +111,8 @@ void check_guest_records(Pool& pool, bool repair, FsckReport& r, const std::set<
       os::throw_errno("quarantine", pool.path("etc/" + name));
     r.repaired.push_back(fmt::format("moved etc/{} aside to etc/{}", name, q));
   }
-  for (const auto& [name, st] : entries(pool, "guests")) {
-    if (known.count(name) || !S_ISDIR(st.st_mode)) continue;
+  for (const std::string& name : mount_point_names(pool)) {
+    if (known.count(name)) continue;
     if (pool.guest_mounted(name)) {
       r.problems.push_back(fmt::format("guests/{} is a mounted view of no guest; unmount it by hand (umount {})", name,
                                        pool.path("guests/" + name)));
@@ -109,6 +124,7 @@ void check_guest_records(Pool& pool, bool repair, FsckReport& r, const std::set<
   }
   for (const std::string& name : guests) {
     struct stat st {};
+    if (os::is_mount_point(pool.path("guests/" + name))) continue;  // a view (not to be stat'ed)
     if (::fstatat(pool.fd(), ("guests/" + name).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT) continue;
     r.problems.push_back(fmt::format("guest '{}' has no mount point guests/{}", name, name));
     if (repair && ::mkdirat(pool.fd(), ("guests/" + name).c_str(), 0755) == 0)

@@ -23,8 +23,11 @@ std::vector<GuestInfo> list_guests(Pool& pool) {
   Stmt s = pool.index().prepare("SELECT name, created, ifnull(template, '') FROM guests ORDER BY name");
   while (s.step()) {
     GuestInfo g{s.col_text(0), s.col_int(1), s.col_text(2), false};
-    g.mounted = pool.guest_mounted(g.name);
-    g.stale = !g.mounted && pool.mount_stale(g.name);
+    os::ViewStatus v = pool.view(g.name);
+    g.mounted = v.state == os::ViewState::Live || v.state == os::ViewState::Stopped;
+    g.stale = v.state == os::ViewState::Dead;
+    g.stopped = v.state == os::ViewState::Stopped;
+    g.daemon = v.daemon;
     out.push_back(std::move(g));
   }
   return out;
@@ -106,8 +109,7 @@ os::TreeCopyStats add_guest(Pool& pool, const std::string& name, const std::stri
 void remove_guest(Pool& pool, const std::string& name) {
   Pool::check_name(name, "guest");
   if (!pool.has_guest(name)) throw UserError(fmt::format("no guest named '{}'", name));
-  if (pool.guest_mounted(name))
-    throw UserError(fmt::format("guest '{}' is mounted; unmount it first ('vunify umount {}')", name, name));
+  pool.refuse_if_mounted(name);
   // Dropped from the index first, removed after: recovery finishes a removal a crash cut short.
   PendingMove removing{PendingMove::Kind::GuestRm, name, name, fmt::format(".rm-{}-{}", name, ::getpid())};
   {

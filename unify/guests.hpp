@@ -15,6 +15,8 @@ struct GuestInfo {
   std::string template_name;
   bool mounted = false;  // a live view
   bool stale = false;    // the mount of a view daemon that died
+  bool stopped = false;  // mounted, but its daemon is stopped (SIGSTOP): it answers nothing
+  pid_t daemon = 0;      // the view daemon's pid when known
 };
 
 std::vector<GuestInfo> list_guests(Pool& pool);

@@ -13,6 +13,7 @@
 #include <ctime>
 
 #include "os/error.hpp"
+#include "os/view_probe.hpp"
 #include "os/walk.hpp"
 #include "unify/link_groups.hpp"
 #include "unify/object_set.hpp"
@@ -267,17 +268,25 @@ unique_fd Pool::open_guest_root(const std::string& name) {
   return os::open_beneath(backing_fd(), name, O_RDONLY | O_DIRECTORY);
 }
 
-bool Pool::guest_mounted(const std::string& name) const {
-  struct stat mnt {}, parent {};
-  // A view whose daemon died answers ENOTCONN: a stale mount, not a mounted guest.
-  if (::stat(path("guests/" + name).c_str(), &mnt) != 0) return false;
-  if (::stat(path("guests").c_str(), &parent) != 0) return false;
-  return mnt.st_dev != parent.st_dev;
+os::ViewStatus Pool::view(const std::string& name) const {
+  return os::view_status(path("guests/" + name), path("log/" + name + ".pid"));
 }
 
-bool Pool::mount_stale(const std::string& name) const {
-  struct stat st {};
-  return ::stat(path("guests/" + name).c_str(), &st) != 0 && (errno == ENOTCONN || errno == ECONNABORTED);
+bool Pool::guest_mounted(const std::string& name) const {
+  os::ViewState s = view(name).state;
+  return s == os::ViewState::Live || s == os::ViewState::Stopped;
+}
+
+bool Pool::mount_stale(const std::string& name) const { return view(name).state == os::ViewState::Dead; }
+
+void Pool::refuse_if_mounted(const std::string& name, std::string_view why) const {
+  os::ViewStatus v = view(name);
+  if (v.state == os::ViewState::Live)
+    throw UserError(fmt::format("guest '{}' is mounted; unmount it first ('vunify umount {}'){}", name, name, why));
+  if (v.state == os::ViewState::Stopped)
+    throw UserError(fmt::format("guest '{}' is mounted and {}; or unmount it first ('vunify umount {}', which does not "
+                                "wait for the daemon){}",
+                                name, os::stopped_daemon_note(v), name, why));
 }
 
 size_t Pool::detach_stale_mounts() {

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "os/unique_fd.hpp"
+#include "os/view_probe.hpp"
 #include "unify/index.hpp"
 
 namespace vunify::unify {
@@ -65,11 +66,17 @@ class Pool {
   bool has_guest(std::string_view name);
   // O_RDONLY|O_DIRECTORY fd of backing/NAME; throws UserError if there is no such guest.
   os::unique_fd open_guest_root(const std::string& name);
-  // True if guests/NAME is a live view: mounted, and its daemon answers. The mount of a dead
-  // daemon (ENOTCONN) is not mounted: see mount_stale().
+  // The view at guests/NAME, decided without a system call into it (os/view_probe.hpp): a
+  // stopped daemon never makes a command hang.
+  os::ViewStatus view(const std::string& name) const;
+  // True if guests/NAME is a view whose daemon runs or is stopped. The mount of a dead daemon
+  // (ENOTCONN) is not mounted: see mount_stale().
   bool guest_mounted(const std::string& name) const;
   // True if guests/NAME is the mount of a view daemon that died (it answers ENOTCONN).
   bool mount_stale(const std::string& name) const;
+  // Throws UserError if guest NAME is mounted (saying what to do, also when its daemon is
+  // stopped); `why` ends the message (e.g. ": unify does not swap files under a running guest").
+  void refuse_if_mounted(const std::string& name, std::string_view why = "") const;
   // Detaches the stale mounts of dead view daemons; returns how many. Called by Write opens.
   size_t detach_stale_mounts();
 

@@ -73,7 +73,7 @@ std::string read_small_file(int dirfd, const char* name, off_t size) {
 
 class Planner {
  public:
-  explicit Planner(ObjectSet objects) : objects_(std::move(objects)) {}
+  explicit Planner(ObjectSet objects, os::Progress progress = {}) : objects_(std::move(objects)), progress_(std::move(progress)) {}
   Plan make(int root_fd);
 
  private:
@@ -81,6 +81,7 @@ class Planner {
   Kind regular_kind(const std::string& rel, const struct stat& st);
   void add_customizations();
   ObjectSet objects_;
+  os::Progress progress_;
   std::map<ino_t, std::string> private_first_;
   Plan plan_;
 };
@@ -104,7 +105,7 @@ void Planner::scan(int dirfd, uint32_t dir, const std::string& rel) {
   });
   for (auto& [name, st] : children) {
     std::string crel = os::join_path(rel, name);
-    ++plan_.entries;
+    if ((++plan_.entries & 255) == 0 && progress_) progress_(fmt::format("reading the source tree: {} entries", plan_.entries));
     if (S_ISDIR(st.st_mode)) {
       auto idx = static_cast<uint32_t>(plan_.dirs.size());
       plan_.dirs.push_back(Dir{name, st, os::read_xattrs_at(dirfd, name), {}, {}});
@@ -203,8 +204,9 @@ std::string new_machine_id() {
 
 class Replayer {
  public:
-  Replayer(const Plan& plan, int src_root, std::string hostname)
-      : plan_(plan), src_root_(src_root), hostname_(std::move(hostname)), uid_(::geteuid()), gid_(::getegid()) {}
+  Replayer(const Plan& plan, int src_root, std::string hostname, os::Progress progress = {})
+      : plan_(plan), src_root_(src_root), hostname_(std::move(hostname)), progress_(std::move(progress)), uid_(::geteuid()),
+        gid_(::getegid()) {}
   void build(int parent_fd, const std::string& tmp);
 
  private:
@@ -216,6 +218,8 @@ class Replayer {
   int src_root_;
   int dst_root_ = -1;
   std::string hostname_;
+  os::Progress progress_;  // per entry placed (a single guest: clone)
+  uint64_t placed_ = 0;
   uid_t uid_;
   gid_t gid_;
 };
@@ -288,7 +292,10 @@ void Replayer::make(const Entry& e, int src, int dst, const std::string& dir_rel
 
 void Replayer::replay_dir(uint32_t idx, int src, int dst, const std::string& rel) {
   const Dir& d = plan_.dirs[idx];
-  for (const Entry& e : d.entries) make(e, src, dst, rel);
+  for (const Entry& e : d.entries) {
+    make(e, src, dst, rel);
+    if ((++placed_ & 255) == 0 && progress_) progress_(fmt::format("placing entries: {}/{}", placed_, plan_.entries));
+  }
   for (uint32_t sub : d.subdirs) {
     const Dir& sd = plan_.dirs[sub];
     std::string srel = os::join_path(rel, sd.name);
@@ -355,7 +362,7 @@ struct Job {
 // registered, and the journal dropped, in one index transaction. On any failure, nothing stays.
 void provision(Pool& pool, const Plan& plan, int src_root, const LinkGroups& groups, std::vector<Job>& jobs,
                const std::string& template_name, const std::string& clone_of, unsigned threads,
-               const std::function<void(size_t, size_t)>& progress) {
+               const std::function<void(size_t, size_t)>& progress, const os::Progress& entry_progress = {}) {
   std::atomic<size_t> done{0};
   unique_fd links_dir = open_links_dir(pool);
   PendingBatch batch{std::to_string(::getpid()), {}};
@@ -385,7 +392,7 @@ void provision(Pool& pool, const Plan& plan, int src_root, const LinkGroups& gro
   };
   try {
     parallel_for(jobs.size(), threads, [&](size_t i) {
-      Replayer(plan, src_root, jobs[i].name).build(pool.backing_fd(), jobs[i].tmp);
+      Replayer(plan, src_root, jobs[i].name, entry_progress).build(pool.backing_fd(), jobs[i].tmp);
       if (!groups.empty()) {
         unique_fd root = os::open_beneath(pool.backing_fd(), jobs[i].tmp, O_RDONLY | O_DIRECTORY);
         jobs[i].links = links_from_paths(root.get(), groups);
@@ -461,24 +468,26 @@ CreateReport create_guests(Pool& pool, const std::string& name, const CreateOpti
   return report;
 }
 
-CreateReport clone_guest(Pool& pool, const std::string& src, const std::string& dst) {
+CreateReport clone_guest(Pool& pool, const std::string& src, const std::string& dst, const os::Progress& progress) {
   auto t0 = std::chrono::steady_clock::now();
   CreateReport report;
   report.names = {dst};
   check_new_guest(pool, dst);
   unique_fd root = pool.open_guest_root(src);
-  if (pool.guest_mounted(src))
-    throw UserError(fmt::format("guest '{}' is mounted; unmount it before cloning ('vunify umount {}')", src, src));
+  pool.refuse_if_mounted(src, " before cloning it");
   std::string template_name;
   {
     Stmt s = pool.index().prepare("SELECT ifnull(template, '') FROM guests WHERE name=?");
     s.bind(1, src);
     if (s.step()) template_name = s.col_text(0);
   }
-  Plan plan = Planner(ObjectSet::load(pool)).make(root.get());
+  os::Progress report_progress;
+  if (progress) report_progress = [&progress, &src](const std::string& line) { progress("cloning " + src + ": " + line); };
+  if (report_progress) report_progress("reading its tree");
+  Plan plan = Planner(ObjectSet::load(pool), report_progress).make(root.get());
   std::vector<Job> jobs = make_jobs(report.names);
   LinkGroups groups = link_group_paths(root.get(), read_links(open_links_dir(pool).get(), src));
-  provision(pool, plan, root.get(), groups, jobs, template_name, src, 1, {});
+  provision(pool, plan, root.get(), groups, jobs, template_name, src, 1, {}, report_progress);
   report.entries_per_guest = plan.entries;
   report.linked_per_guest = plan.linked;
   report.private_per_guest = plan.private_files;

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "os/progress.hpp"
 #include "unify/pool.hpp"
 
 namespace vunify::unify {
@@ -39,6 +40,6 @@ std::vector<std::string> provision_names(const std::string& name, unsigned count
 CreateReport create_guests(Pool& pool, const std::string& name, const CreateOptions& options);
 
 // Makes DST a copy of guest SRC: shared files stay shared, private files are copied.
-CreateReport clone_guest(Pool& pool, const std::string& src, const std::string& dst);
+CreateReport clone_guest(Pool& pool, const std::string& src, const std::string& dst, const os::Progress& progress = {});
 
 }  // namespace vunify::unify

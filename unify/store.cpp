@@ -111,12 +111,16 @@ void Store::link_over(const ObjectRow& obj, int dirfd, const std::string& name, 
   }
 }
 
-GcReport Store::gc(bool dry_run) {
+GcReport Store::gc(bool dry_run, const os::Progress& progress) {
   GcReport report;
+  if (progress) progress("gc: reconciling the store with the index");
   if (!dry_run) reconcile_orphans();
   std::vector<ObjectRow> doomed;
   std::vector<int64_t> stale;
-  for (ObjectRow& obj : load()) {
+  std::vector<ObjectRow> rows = load();
+  size_t checked = 0;
+  for (ObjectRow& obj : rows) {
+    if ((checked++ & 255) == 0 && progress) progress(fmt::format("gc: checking objects: {}/{}", checked, rows.size()));
     struct stat st {};
     if (::fstatat(pool_.objects_fd(), obj.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
       if (errno != ENOENT) throw_errno("stat store object", obj.name);
@@ -142,7 +146,9 @@ GcReport Store::gc(bool dry_run) {
     pool_.index().prepare("INSERT OR REPLACE INTO meta(key, value) VALUES(?, '')").bind(1, running_key("gc")).run();
     tx.commit();
   }
+  size_t removed = 0;
   for (const ObjectRow& obj : doomed) {
+    if ((removed++ & 255) == 0 && progress) progress(fmt::format("gc: removing unused objects: {}/{}", removed, doomed.size()));
     os::crash_point("gc.unlink");
     if (::unlinkat(pool_.objects_fd(), obj.name.c_str(), 0) != 0 && errno != ENOENT) throw_errno("remove store object", obj.name);
   }

@@ -47,7 +47,7 @@ class Store {
 
   // Removes objects no guest or template uses (nlink 1). Crash-safe: index rows first (with a
   // running mark), then the files. A dry run changes nothing (reports from the index as it is).
-  GcReport gc(bool dry_run);
+  GcReport gc(bool dry_run, const os::Progress& progress = {});
 
   // Re-hashes every object and checks its metadata against the index.
   std::vector<VerifyProblem> verify(unsigned threads, const os::Progress& progress = {});

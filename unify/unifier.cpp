@@ -247,10 +247,7 @@ void Unifier::open_guests() {
   names_.erase(std::unique(names_.begin(), names_.end()), names_.end());
   for (const std::string& name : names_) {
     roots_.push_back(pool_.open_guest_root(name));
-    if (pool_.guest_mounted(name))
-      throw os::UserError(fmt::format("guest '{}' is mounted; unmount it first ('vunify umount {}'): unify does not swap "
-                                      "files under a running guest",
-                                      name, name));
+    pool_.refuse_if_mounted(name, ": unify does not swap files under a running guest");
   }
   report_.guests = names_.size();
 }
