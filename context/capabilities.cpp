@@ -82,6 +82,13 @@ int parse_capability(std::string_view name) {
   return static_cast<int>(value);
 }
 
+void empty_bounding_and_inheritable() {
+  drop_bounding(0);
+  unique_cap caps(cap_get_proc());
+  if (!caps || cap_clear_flag(caps.get(), CAP_INHERITABLE) != 0 || cap_set_proc(caps.get()) != 0)
+    os::throw_errno("capabilities: clear the inheritable set", "");
+}
+
 void apply_capabilities(uint64_t keep) {
   check_available(keep);
   drop_bounding(keep);  // needs CAP_SETPCAP, so before capset may drop it

@@ -73,10 +73,12 @@ void apply_key(ContextConfig& c, const std::string& key, const toml::node& value
     (key == "cap_add" ? c.cap_add : c.cap_drop) = caps;
   } else if (key == "seccomp") {
     c.seccomp = bool_of(value, where);
+  } else if (key == "no_new_privs") {
+    c.no_new_privs = bool_of(value, where);
   } else if (key == "autostart") {
     c.autostart = bool_of(value, where);
   } else {
-    throw UserError(fmt::format("{}: unknown key (known: init, stop_signal, hostname, cap_add, cap_drop, seccomp, autostart)",
+    throw UserError(fmt::format("{}: unknown key (known: init, stop_signal, hostname, cap_add, cap_drop, seccomp, no_new_privs, autostart)",
                                 where));
   }
 }
@@ -108,7 +110,7 @@ std::string signal_name(int sig) {
 }
 
 SecurityProfile ContextConfig::profile() const {
-  SecurityProfile p{default_capabilities(), seccomp, true};
+  SecurityProfile p{default_capabilities(), seccomp, true, no_new_privs};
   for (const auto& c : cap_add) p.capabilities |= 1ULL << parse_capability(c);
   for (const auto& c : cap_drop) p.capabilities &= ~(1ULL << parse_capability(c));
   return p;

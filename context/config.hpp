@@ -7,6 +7,7 @@
 //   cap_add = ["NET_ADMIN"]      # capabilities added to / dropped from Docker's default 14
 //   cap_drop = ["NET_RAW"]
 //   seccomp = true
+//   no_new_privs = true          # false: setuid binaries (sudo, su, ping) gain privileges again
 //   autostart = false            # started by `vunify start --all`
 #pragma once
 #include <optional>
@@ -23,6 +24,7 @@ struct ContextConfig {
   std::string hostname;              // empty: the guest's name
   std::vector<std::string> cap_add, cap_drop;
   bool seccomp = true;
+  bool no_new_privs = true;
   bool autostart = false;
 
   SecurityProfile profile() const;

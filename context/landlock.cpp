@@ -82,10 +82,10 @@ void landlock_confine_beneath(int root_dir_fd) {
   restrict_self(ruleset.get());
 }
 
-void landlock_scope_signals() {
+void landlock_scope_only() {
   int abi = landlock_abi();
   if (abi < 6) throw os::SysError(EOPNOTSUPP, fmt::format("landlock: signal scoping needs ABI 6, kernel has {}", abi), "");
-  RulesetAttr attr{0, 0, kScopeSignal};
+  RulesetAttr attr{0, 0, kScopeSignal | kScopeAbstractUnixSocket};
   restrict_self(create_ruleset(attr).get());
 }
 

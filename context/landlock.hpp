@@ -22,7 +22,8 @@ LandlockRights landlock_rights(int abi);
 // stderr and does less on older ABIs. Needs CAP_SYS_ADMIN or no_new_privs.
 void landlock_confine_beneath(int root_dir_fd);
 
-// Signal scoping only (the spectator). Throws os::SysError(EOPNOTSUPP) if ABI < 6.
-void landlock_scope_signals();
+// Scoping only, of signals and abstract unix sockets (the spectator). Throws
+// os::SysError(EOPNOTSUPP) if ABI < 6.
+void landlock_scope_only();
 
 }  // namespace vunify::context

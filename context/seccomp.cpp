@@ -86,8 +86,8 @@ void deny_namespace_clone(void* ctx) {
 unique_filter build(uint64_t caps) {
   unique_filter ctx(seccomp_init(SCMP_ACT_ALLOW));
   if (!ctx) throw os::SysError(ENOMEM, "seccomp: init", "");
-  // No no_new_privs here: the guest keeps setuid binaries working (see SecurityProfile). The
-  // caller still holds CAP_SYS_ADMIN, which the kernel requires instead.
+  // no_new_privs is the profile's choice (apply_security sets it first when asked); without it
+  // the caller still holds CAP_SYS_ADMIN, which the kernel requires instead.
   check(seccomp_attr_set(ctx.get(), SCMP_FLTATR_CTL_NNP, 0), "clear no_new_privs attribute");
 #if defined(__x86_64__)
   check(seccomp_arch_add(ctx.get(), SCMP_ARCH_X86), "add arch x86");

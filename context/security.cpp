@@ -1,13 +1,16 @@
 // apply_security: the order of the steps matters. Landlock and seccomp need CAP_SYS_ADMIN
-// when no_new_privs is not set (and it is not by default), so capabilities go last.
+// when no_new_privs is not set (a guest may turn it off), so capabilities go last.
 #include "context/security.hpp"
 
 #include <fcntl.h>
+#include <grp.h>
+#include <unistd.h>
 #include <linux/capability.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <string>
 
 #include "context/capabilities.hpp"
 #include "context/landlock.hpp"
@@ -56,6 +59,14 @@ void apply_security(const PreparedSecurity& security) {
 
 void enter_guest_domain(int root_dir_fd) { landlock_confine_beneath(root_dir_fd); }
 
-void enter_spectator() { landlock_scope_signals(); }
+void enter_spectator() {
+  if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) os::throw_errno("spectator: set no_new_privs", "");
+  landlock_scope_only();
+  empty_bounding_and_inheritable();
+  if (::setgroups(0, nullptr) != 0) os::throw_errno("spectator: drop supplementary groups", "");
+  if (::setresgid(kSpectatorId, kSpectatorId, kSpectatorId) != 0) os::throw_errno("spectator: setresgid", std::to_string(kSpectatorId));
+  if (::setresuid(kSpectatorId, kSpectatorId, kSpectatorId) != 0) os::throw_errno("spectator: setresuid", std::to_string(kSpectatorId));
+  // Leaving uid 0 for good has cleared the permitted, effective and ambient sets.
+}
 
 }  // namespace vunify::context

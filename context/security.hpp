@@ -1,6 +1,8 @@
 // The security profile of a context: capabilities, seccomp, Landlock, device allowlist.
 // Applied by the runtime in the guest's first process after pivot_root, just before exec.
 #pragma once
+#include <sys/types.h>
+
 #include <cstdint>
 #include <string_view>
 
@@ -20,10 +22,11 @@ struct SecurityProfile {
   // here. Off for a process that inherited the guest's domain (enter_guest_domain). A domain
   // that handles filesystem access also forbids mount(2), even with CAP_SYS_ADMIN kept.
   bool landlock = true;
-  // Off by default, as in Docker: with no_new_privs a setuid binary (sudo, su, ping on some
-  // distributions) no longer gains privileges, and guests expect those to work. Without it a
-  // setuid binary still only reaches the bounding set above.
-  bool no_new_privs = false;
+  // On by default, as the start sequence of runc/crun sets it: no setuid bit or file capability
+  // gains privileges in the guest. A guest whose users need setuid binaries (sudo, su, ping on
+  // some distributions) turns it off (`[context] no_new_privs = false`, Docker's default);
+  // even then a setuid binary only reaches the bounding set above.
+  bool no_new_privs = true;
 };
 
 // Docker's default 14 capabilities (kDefaultCapabilities).
@@ -58,9 +61,15 @@ void apply_security(const SecurityProfile& profile);
 // signal only its own domain and the domains nested in it.
 void enter_guest_domain(int root_dir_fd);
 
-// The spectator: scopes this process's signals with Landlock (it can read every guest's
-// /proc entries but any signal to a process outside its own domain fails with EPERM).
-// Throws os::SysError (EOPNOTSUPP) when Landlock cannot scope signals (ABI < 6).
+// The spectator: this process lists every guest's processes (/proc/PID/status and cmdline,
+// cgroup.procs: all world-readable) and gains nothing else. Its signals and abstract unix
+// sockets are scoped with Landlock (any signal to a process outside its own domain fails with
+// EPERM), no_new_privs is set, it becomes uid and gid kSpectatorId with no supplementary group
+// and every capability set (bounding included) empty, so other processes' environ, maps, mem,
+// fds and namespaces are closed to it. Irreversible; call it after reading what needs root.
+// Throws os::SysError (EOPNOTSUPP) when Landlock cannot scope signals (ABI < 6), or naming the
+// step that failed.
+inline constexpr uid_t kSpectatorId = 65534;  // the overflow uid ("nobody")
 void enter_spectator();
 
 // Device allowlist (Docker's default: null zero full tty random urandom ptmx pts/* console,

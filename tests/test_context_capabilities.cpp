@@ -145,7 +145,9 @@ TEST_CASE("security: a failing step is named (Landlock without CAP_SYS_ADMIN nor
       vunify::os::throw_errno("drop CAP_SYS_ADMIN from the effective set", "");
     cap_free(caps);
     try {
-      vunify::context::apply_security(SecurityProfile{});
+      SecurityProfile profile;
+      profile.no_new_privs = false;  // a guest that turned it off (`[context] no_new_privs = false`)
+      vunify::context::apply_security(profile);
       r.put("result", "applied");
     } catch (const vunify::os::SysError& e) {
       r.put("result", vunify::test::errno_name(e.err()));

@@ -86,6 +86,7 @@ TEST_CASE("context: bad [context] settings are refused naming the file and key",
            {"[context]\nstop_signal = \"SIGNOPE\"\n", "'SIGNOPE' is not a signal"},
            {"[context]\nhostname = \"bad host\"\n", "not a valid hostname"},
            {"[context]\nautostart = \"yes\"\n", "expected true or false"},
+           {"[context]\nno_new_privs = 1\n", "expected true or false"},
            {"[context]\ninit = \"relative\"\n", "expected an absolute path"},
            {"[context\n", toml}}) {
     write_file(toml, text);

@@ -172,3 +172,19 @@ TEST_CASE("context: ps --all lists the processes of every running guest with its
 }
 
 }  // namespace vunify::test
+
+namespace vunify::test {
+
+TEST_CASE("context: no_new_privs is set in PID 1 and exec'd commands unless [context] turns it off", "[context][security]") {
+  VUNIFY_REQUIRE_CONTEXT();
+  ContextGuest g("nnp");
+  std::string script = "grep NoNewPrivs /proc/1/status /proc/self/status | cut -f2";
+  g.ok("start " + g.name + " -- /bin/sleep 1003");
+  CHECK(g.sh(script).out == "1\n1\n");
+  g.ok("stop " + g.name);
+  write_file(g.pool + "/etc/" + g.name + ".toml", "[context]\nno_new_privs = false\n");
+  g.ok("start " + g.name + " -- /bin/sleep 1004");
+  CHECK(g.sh(script).out == "0\n0\n");
+}
+
+}  // namespace vunify::test

@@ -313,29 +313,64 @@ TEST_CASE("security: the spectator reads other processes but cannot signal them"
     return;
   }
   vunify::test::Sleeper guest;
+  // A guest process running as the spectator's own uid: only Landlock keeps it out of reach.
+  pid_t nobody = ::fork();
+  if (nobody == 0) {
+    if (::setresgid(vunify::context::kSpectatorId, vunify::context::kSpectatorId, vunify::context::kSpectatorId) != 0 ||
+        ::setresuid(vunify::context::kSpectatorId, vunify::context::kSpectatorId, vunify::context::kSpectatorId) != 0)
+      _exit(1);
+    for (;;) ::pause();
+  }
+  std::string socket_name = "vunify-test-spectator-" + std::to_string(::getpid());
+  int listener = abstract_listener(socket_name);
   auto report = vunify::test::run_child([&](Reporter& r) {
     vunify::context::enter_spectator();
-    std::ifstream status("/proc/" + std::to_string(guest.pid()) + "/status");
-    std::string first;
-    std::getline(status, first);
-    r.put("status_read", first.rfind("Name:", 0) == 0 ? "OK" : "FAILED");
-    std::string proc = "/proc/" + std::to_string(guest.pid());
-    r.call("cmdline_read", ::open((proc + "/cmdline").c_str(), O_RDONLY | O_CLOEXEC));
-    r.call("mem_read", ::open((proc + "/mem").c_str(), O_RDONLY | O_CLOEXEC));
-    r.call("kill_guest", ::kill(guest.pid(), SIGKILL));
-    r.call("kill0_guest", ::kill(guest.pid(), 0));
+    for (auto [who, pid] : {std::pair<std::string, pid_t>{"root", guest.pid()}, {"nobody", nobody}}) {
+      std::string proc = "/proc/" + std::to_string(pid);
+      std::ifstream status(proc + "/status");
+      std::string first;
+      std::getline(status, first);
+      r.put(who + "_status_read", first.rfind("Name:", 0) == 0 ? "OK" : "FAILED");
+      r.call(who + "_cmdline_read", ::open((proc + "/cmdline").c_str(), O_RDONLY | O_CLOEXEC));
+      for (const char* file : {"environ", "maps", "mem", "ns/pid", "fd/0"})
+        r.call(who + "_" + file, ::open((proc + "/" + file).c_str(), O_RDONLY | O_CLOEXEC));
+      r.call(who + "_kill", ::kill(pid, SIGKILL));
+      r.call(who + "_kill0", ::kill(pid, 0));
+    }
+    socklen_t len = 0;
+    sockaddr_un addr = abstract_address(socket_name, len);
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    r.call("abstract_connect", ::connect(fd, reinterpret_cast<sockaddr*>(&addr), len));
     check_signals(r, guest.pid());
     report_status(r, "");
+    r.put("NoNewPrivs", own_status("NoNewPrivs"));
   });
+  ::close(listener);
+  bool nobody_alive = ::kill(nobody, 0) == 0;
+  ::kill(nobody, SIGKILL);
+  ::waitpid(nobody, nullptr, 0);
   INFO("child error: " << report.error);
   REQUIRE(report.status == 0);
-  CHECK(report.get("status_read") == "OK");
-  CHECK(report.get("kill_guest") == "EPERM");
-  CHECK(report.get("kill0_guest") == "EPERM");
+  for (const char* who : {"root", "nobody"}) {
+    INFO(who);
+    std::string w = who;
+    CHECK(report.get(w + "_status_read") == "OK");
+    CHECK(report.get(w + "_cmdline_read") == "OK");
+    for (const char* file : {"environ", "maps", "mem", "ns/pid", "fd/0"}) {
+      INFO(file);
+      CHECK(report.get(w + "_" + file) == "EACCES");
+    }
+    CHECK(report.get(w + "_kill") == "EPERM");
+    CHECK(report.get(w + "_kill0") == "EPERM");
+  }
+  CHECK(report.get("abstract_connect") == "EPERM");
   CHECK(report.get("ptrace_outside") == "EPERM");
-  CHECK(report.get("cmdline_read") == "OK");
-  CHECK(report.get("mem_read") == "EACCES");  // ptrace-attach mode: a guest's memory stays private
   CHECK(report.get("kill_own_child") == "OK");
   CHECK(guest.alive());
-  CHECK(report.get("CapBnd") == own_status("CapBnd"));  // nothing else changed
+  CHECK(nobody_alive);
+  for (const char* set : {"CapBnd", "CapPrm", "CapEff", "CapInh", "CapAmb"}) {
+    INFO(set);
+    CHECK(report.get(set) == "0000000000000000");
+  }
+  CHECK(report.get("NoNewPrivs") == "1");
 }
