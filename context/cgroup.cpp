@@ -180,6 +180,21 @@ void GuestCgroups::add(pid_t pid) const {
   for (const auto& d : dirs_) write_cgroup_file(d.dir + "/cgroup.procs", std::to_string(pid));
 }
 
+std::vector<os::unique_fd> GuestCgroups::open_procs() const {
+  std::vector<os::unique_fd> out;
+  for (const auto& d : dirs_) {
+    std::string path = d.dir + "/cgroup.procs";
+    out.emplace_back(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+    if (!out.back()) os::throw_errno("open", path);
+  }
+  return out;
+}
+
+void join_cgroups(const std::vector<int>& procs) {
+  for (int fd : procs)  // "0": the writing process (the file was opened by root on the host)
+    if (::write(fd, "0", 1) != 1) os::throw_errno("join the guest's cgroup (cgroup.procs fd)", std::to_string(fd));
+}
+
 std::vector<pid_t> GuestCgroups::pids() const {
   std::vector<pid_t> out;
   for (const auto& d : dirs_) collect_pids(d.dir, out);

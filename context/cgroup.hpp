@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "os/unique_fd.hpp"
+
 namespace vunify::context {
 
 struct CgroupDir {
@@ -38,6 +40,10 @@ class GuestCgroups {
   const std::vector<CgroupDir>& dirs() const { return dirs_; }
   // Moves `pid` into the guest's cgroup in every hierarchy.
   void add(pid_t pid) const;
+  // cgroup.procs of every directory, opened for writing: a process that holds them can later
+  // join the guest's cgroups (join_cgroups) without opening anything of the host (the guest's
+  // holder, in its Landlock domain, could not).
+  std::vector<os::unique_fd> open_procs() const;
   // Every process in the guest's cgroups (descendants included).
   std::vector<pid_t> pids() const;
   // SIGKILL to every process in them (cgroup.kill where the kernel has it).
@@ -54,6 +60,8 @@ void write_cgroup_file(const std::string& path, const std::string& text);
 
 // The cgroup directory `pid` is in, in the hierarchy of `like` ("" if it is not mounted).
 std::string cgroup_of(pid_t pid, const CgroupDir& like);
+// Moves this process into the cgroups whose cgroup.procs `procs` are (open_procs).
+void join_cgroups(const std::vector<int>& procs);
 
 // cgroup_v1.cpp / cgroup_v2.cpp: what differs between the two.
 void prepare_v1_dir(const CgroupDir& dir);

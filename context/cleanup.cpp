@@ -5,6 +5,7 @@
 
 #include <cstdio>
 
+#include "context/holder_protocol.hpp"
 #include "context/launch.hpp"
 #include "context/watchdog.hpp"
 #include "fs/mount_control.hpp"
@@ -34,6 +35,7 @@ bool cleanup(const std::string& pool, const std::string& guest, const RunState& 
     }
   }
   remove_memory_events(pool, guest);
+  ::unlink(holder_socket_path(pool, guest).c_str());
   remove_state(pool, guest);
   std::fflush(stdout);
   return removed;

@@ -1,6 +1,7 @@
-// The supervisor: a host-side process per running guest (in no guest namespace), the parent of
-// PID 1. It starts PID 1, records the state, copies the console to the log, and cleans up when
-// PID 1 exits.
+// The supervisor: a host-side process per running guest (in no guest namespace and no Landlock
+// domain), the parent of the guest's holder (holder.hpp), which forks PID 1. It sets up the
+// guest's root beside PID 1, records the state, copies the console to the log, and cleans up
+// when PID 1 (and with it the holder) exits.
 #include "context/launch.hpp"
 
 #include <fcntl.h>
@@ -17,8 +18,11 @@
 #include <csignal>
 #include <cstring>
 #include <ctime>
+#include <optional>
 
 #include "context/console.hpp"
+#include "context/holder.hpp"
+#include "context/holder_protocol.hpp"
 #include "context/init.hpp"
 #include "context/limit_target.hpp"
 #include "context/mounts.hpp"
@@ -67,41 +71,112 @@ int64_t wall_ns() {
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
-// Starts PID 1; returns its state once it runs, throws with the reason otherwise.
-RunState start_pid1(const Launch& l, unique_fd& pidfd, unique_fd& console_out, int self, int ready) {
+struct SocketPair {
+  unique_fd mine, theirs;
+  explicit SocketPair(int type) {
+    int fds[2];
+    if (::socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, fds) != 0) os::throw_errno("socketpair", "");
+    mine.reset(fds[0]);
+    theirs.reset(fds[1]);
+  }
+};
+
+std::vector<int> raw_fds(const std::vector<unique_fd>& fds) {
+  std::vector<int> out;
+  for (const auto& fd : fds) out.push_back(fd.get());
+  return out;
+}
+
+// The root's setup helper (run_root_setup) in the namespaces of PID 1 (`pid1fd`): an
+// intermediate process joins them, its child is in the guest's pid namespace. Returns what went
+// wrong ("" if nothing) once it is done; the console's master comes on `console`.
+std::string set_up_root(const Launch& l, int pid1fd, int tree, SocketPair& console) {
+  Pipe report;
+  pid_t helper = ::fork();
+  if (helper < 0) os::throw_errno("fork the root's setup helper of", l.guest);
+  if (helper == 0) {
+    report.read.reset();
+    console.mine.reset();
+    if (::setns(pid1fd, CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET) != 0) {
+      std::string msg = fmt::format("setns into the guest's namespaces: {}", std::strerror(errno));
+      ssize_t ignored = ::write(report.write.get(), msg.data(), msg.size());
+      (void)ignored;
+      _exit(1);
+    }
+    pid_t inner = ::fork();
+    if (inner == 0) run_root_setup(l, tree, console.theirs.get(), report.write.get());
+    int status = 0;
+    while (inner > 0 && ::waitpid(inner, &status, 0) < 0 && errno == EINTR) {
+    }
+    _exit(inner > 0 && WIFEXITED(status) ? WEXITSTATUS(status) : 1);
+  }
+  report.write.reset();
+  console.theirs.reset();
+  std::string error = read_all(report.read.get());
+  int status = 0;
+  ::waitpid(helper, &status, 0);
+  if (error.empty() && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) error = "the guest's root could not be set up";
+  return error;
+}
+
+// Starts the holder, which starts PID 1 in the guest's domain; sets up the root beside it and
+// returns the state once PID 1 runs, throws with the reason otherwise (the holder and PID 1
+// are gone then).
+RunState start_pid1(const Launch& l, unique_fd& holder_fd, unique_fd& console_out, int self, int ready) {
   Pipe go, report;
-  int sock[2];
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sock) != 0) os::throw_errno("socketpair", "");
-  unique_fd mine(sock[0]), theirs(sock[1]);
+  SocketPair control(SOCK_SEQPACKET), console(SOCK_STREAM);
   unique_fd tree = clone_root(l.root);
-  pid_t pid = clone_into(kCloneNamespaces, pidfd);
-  if (pid == 0) {
+  unique_fd listen = listen_holder(holder_socket_path(l.pool, l.guest));
+  std::vector<unique_fd> procs = GuestCgroups(l.cgroups).open_procs();
+  pid_t holder = clone_into(0, holder_fd);
+  if (holder == 0) {
     go.write.reset();
     report.read.reset();
-    mine.reset();
+    control.mine.reset();
+    console.mine.reset();
+    console.theirs.reset();
     ::close(ready);
-    run_pid1(l, tree.get(), go.read.get(), report.write.get(), theirs.get(), self);
+    run_holder(l, HolderFds{tree.get(), listen.get(), control.theirs.get(),
+                            Pid1Fds{raw_fds(procs), go.read.get(), report.write.get(), self}});
   }
   go.read.reset();
   report.write.reset();
-  theirs.reset();
-  tree.reset();
+  control.theirs.reset();
+  listen.reset();
+  procs.clear();
+  unique_fd pid1fd;
   auto fail = [&](const std::string& why) {
-    ::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0);
-    ::waitpid(pid, nullptr, 0);
+    // PID 1 first: the holder reaps it and exits, so PID 1 has left the cgroups once the holder
+    // is gone (the caller removes them).
+    if (pid1fd) ::syscall(SYS_pidfd_send_signal, pid1fd.get(), SIGKILL, nullptr, 0);
+    pollfd p{holder_fd.get(), POLLIN, 0};
+    if (!pid1fd || ::poll(&p, 1, 5000) <= 0) ::syscall(SYS_pidfd_send_signal, holder_fd.get(), SIGKILL, nullptr, 0);
+    ::waitpid(holder, nullptr, 0);
+    ::unlink(holder_socket_path(l.pool, l.guest).c_str());
     throw os::UserError(why);
   };
+  std::optional<HolderMessage> m;
   try {
-    GuestCgroups(l.cgroups).add(pid);
+    m = recv_message(control.mine.get());
+  } catch (const std::exception& e) {
+    fail(e.what());
+  }
+  if (!m || m->type != 'P' || m->fds.empty()) fail(m && m->type == 'E' ? m->data : "the guest's holder died before PID 1 started");
+  pid1fd = std::move(m->fds[0]);
+  pid_t pid = std::stoi(m->data);
+  try {
     apply_process_limits(pid, l.limits);  // RLIMIT_MEMLOCK before PID 1 runs the guest's code
   } catch (const std::exception& e) {
-    fail(fmt::format("cannot put the guest's PID 1 in its cgroups or under its limits: {}", e.what()));
+    fail(fmt::format("cannot put the guest's PID 1 under its limits: {}", e.what()));
   }
+  std::string error = set_up_root(l, pid1fd.get(), tree.get(), console);
+  tree.reset();
+  unique_fd console_master = error.empty() ? recv_fd(console.mine.get()) : unique_fd();
+  if (!error.empty() || !console_master) fail(error.empty() ? "no console from the root's setup" : error);
   if (::write(go.write.get(), "g", 1) != 1) fail("PID 1 died before it started");
   go.write.reset();
-  unique_fd console = recv_fd(mine.get());
-  std::string error = read_all(report.read.get());
-  if (!error.empty() || !console) fail(error.empty() ? "PID 1 died while it started" : error);
+  error = read_all(report.read.get());
+  if (!error.empty()) fail(error);
   RunState s;
   s.pid1 = pid;
   s.pid1_start = start_time(pid);
@@ -116,7 +191,7 @@ RunState start_pid1(const Launch& l, unique_fd& pidfd, unique_fd& console_out, i
   s.cgroups = l.cgroups;
   s.view = l.view;
   write_state(l.pool, l.guest, s);
-  console_out = std::move(console);
+  console_out = std::move(console_master);
   return s;
 }
 
@@ -124,15 +199,16 @@ int status_code(const siginfo_t& info) {
   return info.si_code == CLD_EXITED ? info.si_status : 128 + info.si_status;
 }
 
-// Copies the console to stdout (the log) until PID 1 exits; returns its exit status. A peer of
+// Copies the console to stdout (the log) until the holder exits (it does when PID 1 does);
+// returns PID 1's exit status, which the holder exits with. A peer of
 // the console kept open here means the master never hangs up when the guest closes its last
 // console fd, so a later writer (systemd reopens /dev/console) is always read, never blocked.
-int supervise(int pidfd, int console, MemoryWatchdog& watchdog, const std::string& guest) {
+int supervise(int holder_fd, int console, MemoryWatchdog& watchdog, const std::string& guest) {
   unique_fd peer(::ioctl(console, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC));
   ::fcntl(console, F_SETFL, O_NONBLOCK);
   bool console_open = true;
   for (;;) {
-    pollfd fds[3] = {{pidfd, POLLIN, 0}, {watchdog.fd(), POLLIN, 0}, {console, POLLIN, 0}};
+    pollfd fds[3] = {{holder_fd, POLLIN, 0}, {watchdog.fd(), POLLIN, 0}, {console, POLLIN, 0}};
     if (::poll(fds, console_open ? 3 : 2, -1) < 0) continue;
     if (fds[1].revents & POLLIN)
       for (const auto& line : watchdog.handle()) log_line(guest, line);
@@ -144,7 +220,7 @@ int supervise(int pidfd, int console, MemoryWatchdog& watchdog, const std::strin
     if (::poll(&p, 1, 0) <= 0 || !(p.revents & POLLIN)) break;
   }
   siginfo_t info{};
-  ::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd), &info, WEXITED);
+  ::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(holder_fd), &info, WEXITED);
   return status_code(info);
 }
 
@@ -159,10 +235,10 @@ int supervise(int pidfd, int console, MemoryWatchdog& watchdog, const std::strin
     ::dup2(log, 1);
     ::dup2(log, 2);
   }
-  unique_fd pidfd, console;
+  unique_fd holder, console;
   RunState state;
   try {
-    state = start_pid1(l, pidfd, console, self, ready);
+    state = start_pid1(l, holder, console, self, ready);
   } catch (const std::exception& e) {
     log_line(l.guest, fmt::format("start failed: {}", e.what()));
     std::string msg = e.what();
@@ -181,7 +257,7 @@ int supervise(int pidfd, int console, MemoryWatchdog& watchdog, const std::strin
   {
     MemoryWatchdog watchdog(LimitTarget{l.pool, l.guest, l.cgroups, l.view.cgroups});
     for (const auto& p : watchdog.problems()) log_line(l.guest, "memory watchdog: " + p);
-    code = supervise(pidfd.get(), console.get(), watchdog, l.guest);
+    code = supervise(holder.get(), console.get(), watchdog, l.guest);
   }
   console.reset();
   log_line(l.guest, fmt::format("PID 1 exited with status {}", code));

@@ -33,11 +33,29 @@ struct Launch {
 // exited then; the cgroups and the view are the caller's to remove).
 pid_t launch(const Launch& launch);
 
-// pid1.cpp: the first process of the context, in its fresh namespaces; `root_tree` is the
-// detached copy of the guest root (mounts.hpp). `go` is readable once it
-// is in the guest's cgroups; errors go to `report`, the console's master to `console_sock`.
-// `self` is the sealed copy of vunify (own init). Never returns.
-[[noreturn]] void run_pid1(const Launch& launch, int root_tree, int go, int report, int console_sock, int self);
+// pid1.cpp: the helper that builds the guest's root, in the guest's pid (for /proc), mount, uts,
+// ipc and net namespaces but in no Landlock domain: mount tree from `root_tree` (mounts.hpp),
+// console (its master sent on `console_sock`), hostname, lo, pivot_root. Errors go to `report`.
+[[noreturn]] void run_root_setup(const Launch& launch, int root_tree, int console_sock, int report);
+
+// pid1.cpp: the first process of the context, forked by the holder (in its Landlock domain) into
+// fresh namespaces. `procs`: the guest's cgroup.procs files (cgroup.hpp open_procs); `go` is
+// readable once the root is ready; errors go to `report`; `self` is the sealed vunify-init.
+struct Pid1Fds {
+  std::vector<int> procs;
+  int go = -1, report = -1, self = -1;
+};
+[[noreturn]] void run_pid1(const Launch& launch, const Pid1Fds& fds);
+
+// holder.cpp: the guest's holder (holder.hpp), forked by the supervisor. Never returns; exits
+// with PID 1's status.
+struct HolderFds {
+  int root_tree = -1;  // the guest root, for the Landlock rule (closed once the domain is made)
+  int listen = -1;     // POOL/run/NAME.sock
+  int control = -1;    // to the supervisor: PID 1's pidfd
+  Pid1Fds pid1;
+};
+[[noreturn]] void run_holder(const Launch& launch, const HolderFds& fds);
 
 // Ends whatever is left of the context: SIGKILL to its cgroups until they are empty, removes
 // them, unmounts the view if start mounted it, removes the state. Returns false if some cgroup

@@ -1,6 +1,8 @@
-// The steps of a context's first process, in order (the start sequence of runc/crun): wait to be
-// in the guest's cgroups, own cgroup namespace, mount tree, console, hostname, lo, pivot_root,
-// stdio, environment, every other fd closed, security profile, exec.
+// The start sequence of runc/crun, in two processes, since PID 1 is born in the guest's Landlock
+// domain (holder.hpp), which forbids mount(2) and pivot_root: a setup helper in no domain builds
+// the mount tree, the console, hostname, lo and pivot_roots (for every process of the mount
+// namespace, PID 1 included); PID 1 joins the guest's cgroups and its own cgroup namespace, waits
+// for the root, then stdio, environment, every other fd closed, security profile, exec.
 #include <fcntl.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -12,6 +14,7 @@
 #include <exception>
 #include <string>
 
+#include "context/cgroup.hpp"
 #include "context/console.hpp"
 #include "context/init.hpp"
 #include "context/launch.hpp"
@@ -53,26 +56,38 @@ void move_fd(int fd, int target, bool cloexec) {
 
 }  // namespace
 
-void run_pid1(const Launch& l, int root_tree, int go, int report, int console_sock, int self) {
+void run_root_setup(const Launch& l, int root_tree, int console_sock, int report) {
   try {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    ::prctl(PR_SET_DUMPABLE, 0);  // no /proc/1/exe to the host binary before exec
-    char byte;
-    if (::read(go, &byte, 1) != 1) _exit(1);
-    ::prctl(PR_SET_PDEATHSIG, 0);
-    if (::unshare(CLONE_NEWCGROUP) != 0) os::throw_errno("unshare the cgroup namespace", "");
     RootPlan plan{root_tree, l.pool + "/run", l.systemd, l.cgroups};
     os::unique_fd root = prepare_root(plan);
     Pty console = make_console(root.get());
     send_fd(console_sock, console.master.get());
-    console.master.reset();
     set_hostname(l.hostname);
     loopback_up();
     enter_root(root.get());
-    root.reset();
-    ::close(root_tree);
-    set_stdio(console.slave.get());
-    console.slave.reset();
+    _exit(0);
+  } catch (const std::exception& e) {
+    report_error(report, e.what());
+  }
+  _exit(1);
+}
+
+void run_pid1(const Launch& l, const Pid1Fds& fds) {
+  int report = fds.report;
+  try {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    ::prctl(PR_SET_DUMPABLE, 0);  // no /proc/1/exe to the host binary before exec
+    join_cgroups(fds.procs);
+    for (int fd : fds.procs) ::close(fd);
+    if (::unshare(CLONE_NEWCGROUP) != 0) os::throw_errno("unshare the cgroup namespace", "");
+    char byte;
+    if (::read(fds.go, &byte, 1) != 1) _exit(1);  // the supervisor gave up
+    ::prctl(PR_SET_PDEATHSIG, 0);
+    os::unique_fd console(::open("/dev/console", O_RDWR | O_NOCTTY | O_CLOEXEC));
+    if (!console) os::throw_errno("open", "/dev/console (in the guest)");
+    set_stdio(console.get());
+    console.reset();
     ::clearenv();
     ::setenv("container", "vunify", 1);
     ::setenv("PATH", kPath, 1);
@@ -81,10 +96,12 @@ void run_pid1(const Launch& l, int root_tree, int go, int report, int console_so
     // Only the report pipe (init's fd 3, or closed by a successful exec) and the vunify copy
     // survive; close_range drops everything else.
     move_fd(report, kInitReportFd, !l.own_init);
-    if (l.own_init) move_fd(self, kInitReportFd + 1, true);
+    if (l.own_init) move_fd(fds.self, kInitReportFd + 1, true);
     ::close_range(l.own_init ? kInitReportFd + 2 : kInitReportFd + 1, ~0U, 0);
     report = kInitReportFd;
-    apply_security(l.security);
+    PreparedSecurity security = l.security;
+    security.profile.landlock = false;  // the holder's domain, shared with every exec'd command
+    apply_security(security);
     std::vector<std::string> storage;
     if (l.own_init) {
       std::vector<std::string> args{std::string(kInitName)};

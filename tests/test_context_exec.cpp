@@ -1,12 +1,20 @@
 // vunify exec: exit status, environment, user, directory, pty, signals.
 #include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <csignal>
+#include <cstddef>
+#include <cstring>
 #include <fstream>
 
+#include "context/landlock.hpp"
+#include "os/error.hpp"
+#include "os/unique_fd.hpp"
 #include "tests/context_guest.hpp"
 
 namespace vunify::test {
@@ -51,7 +59,95 @@ int wait_code(pid_t pid) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+// The pid of host process `pid` in its innermost pid namespace (NSpid's last field).
+pid_t guest_pid_of(pid_t pid) {
+  std::string status = read_file("/proc/" + std::to_string(pid) + "/status");
+  auto at = status.find("NSpid:");
+  std::string line = status.substr(at, status.find('\n', at) - at);
+  return std::stoi(line.substr(line.find_last_of(" \t") + 1));
+}
+
+// A host process (no Landlock domain) that shows up in the guest: forked into the guest's pid
+// and network namespaces, listening on the abstract socket @`socket_name` there. Returns the
+// pid of the process that joined (its child is the intruder), and the intruder's host pid.
+std::pair<pid_t, pid_t> intrude(pid_t pid1, const std::string& socket_name) {
+  int pipefd[2];
+  REQUIRE(::pipe(pipefd) == 0);
+  pid_t joiner = ::fork();
+  if (joiner == 0) {
+    int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid1, 0));
+    if (pidfd < 0 || ::setns(pidfd, CLONE_NEWPID | CLONE_NEWNET) != 0) _exit(1);
+    pid_t intruder = ::fork();
+    if (intruder == 0) {
+      int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+      sockaddr_un addr{};
+      addr.sun_family = AF_UNIX;
+      std::memcpy(addr.sun_path + 1, socket_name.data(), socket_name.size());
+      auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + socket_name.size());
+      if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0 || ::listen(fd, 4) != 0) _exit(1);
+      for (;;) ::pause();
+    }
+    ssize_t ignored = ::write(pipefd[1], &intruder, sizeof intruder);
+    (void)ignored;
+    int status = 0;
+    ::waitpid(intruder, &status, 0);
+    _exit(0);
+  }
+  ::close(pipefd[1]);
+  pid_t intruder = 0;
+  ssize_t n = ::read(pipefd[0], &intruder, sizeof intruder);
+  ::close(pipefd[0]);
+  REQUIRE(n == sizeof intruder);
+  ::usleep(100000);  // bound and listening
+  return {joiner, intruder};
+}
+
 }  // namespace
+
+TEST_CASE("context: exec'd commands share the guest's Landlock domain: they signal and reach the guest's own processes, nothing else", "[context][exec][landlock]") {
+  VUNIFY_REQUIRE_CONTEXT();
+  if (context::landlock_abi() < 6) {
+    WARN("skipped: Landlock ABI " << context::landlock_abi() << " < 6 scopes neither signals nor abstract sockets");
+    return;
+  }
+  ContextGuest g("dom", false);
+  write_file(g.dir / "src/bin/abstract_socket", read_file(VUNIFY_TEST_ABSTRACT_SOCKET), 0755);
+  g.add_guest(g.name, g.dir / "src");
+  std::string sock = g.name + "-pid1";
+  g.ok("start " + g.name + " -- /bin/sh -c '/bin/sleep 1011 & /bin/abstract_socket listen " + sock + " & exec /bin/sleep 1010'");
+  pid_t daemon = find_in_guest(g, "/bin/sleep 1011");
+  REQUIRE(daemon > 0);
+  REQUIRE(find_in_guest(g, "/bin/abstract_socket listen " + sock) > 0);
+  // From exec (and from a shell of exec), as from the guest's init's own children.
+  auto r = g.sh("/bin/abstract_socket connect " + sock);
+  CHECK(r.out == "ok\n");
+  CHECK(r.status == 0);
+  r = g.sh("kill -0 " + std::to_string(guest_pid_of(daemon)) + " && kill " + std::to_string(guest_pid_of(daemon)));
+  INFO(r.out);
+  CHECK(r.status == 0);
+  for (int i = 0; i < 100 && ::kill(daemon, 0) == 0 && proc_state(daemon) != 'Z'; ++i) ::usleep(20000);
+  CHECK((::kill(daemon, 0) != 0 || proc_state(daemon) == 'Z'));
+  // A second exec'd command is in the same domain too.
+  pid_t helper = spawn_exec(g, "exec sleep 995", g.dir / "exec.out");
+  pid_t other = find_in_guest(g, "sleep 995");
+  REQUIRE(other > 0);
+  bool killed = g.sh("kill " + std::to_string(guest_pid_of(other))).status == 0;
+  CHECK(killed);
+  if (!killed) ::kill(helper, SIGTERM);  // `vunify exec` forwards it
+  CHECK(wait_code(helper) == 128 + SIGTERM);
+  // A process of the host that joined the guest's pid and network namespaces is visible in the
+  // guest but outside its domain: no signal, no connection to its abstract socket.
+  std::string host_sock = g.name + "-host";
+  auto [joiner, intruder] = intrude(g.state()->pid1, host_sock);
+  r = g.sh("kill -0 " + std::to_string(guest_pid_of(intruder)));
+  CHECK(r.status != 0);
+  CHECK(r.out.find("not permitted") != std::string::npos);
+  r = g.sh("/bin/abstract_socket connect " + host_sock);
+  CHECK(r.out == "connect EPERM\n");
+  CHECK(::kill(intruder, 0) == 0);
+  ::kill(intruder, SIGKILL);
+  ::waitpid(joiner, nullptr, 0);
+}
 
 TEST_CASE("context: exec passes exit status, environment, user and directory", "[context][exec]") {
   VUNIFY_REQUIRE_CONTEXT();
