@@ -169,7 +169,7 @@ void run_exec_child(const ExecChild& c) {
   try {
     join_cgroups(c.procs);
     apply_process_limits(::getpid(), c.limits);
-    if (::setns(c.pid1fd, kAllNamespaces & ~CLONE_NEWPID) != 0) os::throw_errno("setns into the guest's namespaces", "");
+    join_namespaces(c.pid1fd);
     int slave = -1;
     if (c.options.tty) {
       Pty pty = open_pty("/dev/ptmx");

@@ -29,7 +29,7 @@ pid_t clone_into(int flags, os::unique_fd& pidfd) {
 }
 
 void join_namespaces(int pidfd) {
-  if (::setns(pidfd, kAllNamespaces) != 0) os::throw_errno("setns into the guest's namespaces", "");
+  if (::setns(pidfd, kAllNamespaces & ~CLONE_NEWPID) != 0) os::throw_errno("setns into the guest's namespaces", "");
 }
 
 uint64_t pid_namespace_of(pid_t pid) {

@@ -19,7 +19,8 @@ constexpr int kAllNamespaces = kCloneNamespaces | CLONE_NEWCGROUP;
 // parent with `pidfd` set to its pidfd. Throws SysError.
 pid_t clone_into(int flags, os::unique_fd& pidfd);
 
-// Joins every namespace of the process behind `pidfd` (the pid namespace applies to children).
+// Joins every namespace of the process behind `pidfd` but its pid namespace (an exec'd command
+// is forked into that one by the guest's holder).
 void join_namespaces(int pidfd);
 
 // Inode of /proc/PID/ns/pid (0 if unreadable): the context id.

@@ -65,7 +65,7 @@ void by_guest_pid(std::vector<Proc>& procs) {
 }
 
 // The processes of a context as the spectator sees them: those in its cgroups that are in a pid
-// namespace below the host's (the joiner of an exec is in the cgroups, not in the namespace).
+// namespace below the host's.
 std::vector<Proc> processes_in(const GuestCgroups& cgroups) {
   std::vector<Proc> out;
   for (pid_t pid : cgroups.pids()) {

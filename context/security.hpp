@@ -1,5 +1,6 @@
 // The security profile of a context: capabilities, seccomp, Landlock, device allowlist.
-// Applied by the runtime in the guest's first process after pivot_root, just before exec.
+// The guest's Landlock domain is made once by its holder (enter_guest_domain, holder.hpp); the
+// rest is applied in PID 1 and each exec'd command after pivot_root, just before exec.
 #pragma once
 #include <sys/types.h>
 

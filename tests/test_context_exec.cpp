@@ -13,6 +13,7 @@
 #include <fstream>
 
 #include "context/landlock.hpp"
+#include "context/security.hpp"
 #include "os/error.hpp"
 #include "os/unique_fd.hpp"
 #include "tests/context_guest.hpp"
@@ -67,16 +68,25 @@ pid_t guest_pid_of(pid_t pid) {
   return std::stoi(line.substr(line.find_last_of(" \t") + 1));
 }
 
-// A host process (no Landlock domain) that shows up in the guest: forked into the guest's pid
-// and network namespaces, listening on the abstract socket @`socket_name` there. Returns the
-// pid of the process that joined (its child is the intruder), and the intruder's host pid.
-std::pair<pid_t, pid_t> intrude(pid_t pid1, const std::string& socket_name) {
+// A host process that shows up in the guest: forked into the guest's pid and network
+// namespaces, listening on the abstract socket @`socket_name` there; in no Landlock domain, or
+// (`own_domain`) in one of its own as another guest's processes are. Returns the pid of the
+// process that joined (its child is the intruder), and the intruder's host pid.
+std::pair<pid_t, pid_t> intrude(pid_t pid1, const std::string& socket_name, bool own_domain) {
   int pipefd[2];
   REQUIRE(::pipe(pipefd) == 0);
   pid_t joiner = ::fork();
   if (joiner == 0) {
     int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid1, 0));
     if (pidfd < 0 || ::setns(pidfd, CLONE_NEWPID | CLONE_NEWNET) != 0) _exit(1);
+    if (own_domain) {
+      int root = ::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+      try {
+        context::enter_guest_domain(root);
+      } catch (const std::exception&) {
+        _exit(1);
+      }
+    }
     pid_t intruder = ::fork();
     if (intruder == 0) {
       int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
@@ -135,18 +145,22 @@ TEST_CASE("context: exec'd commands share the guest's Landlock domain: they sign
   CHECK(killed);
   if (!killed) ::kill(helper, SIGTERM);  // `vunify exec` forwards it
   CHECK(wait_code(helper) == 128 + SIGTERM);
-  // A process of the host that joined the guest's pid and network namespaces is visible in the
-  // guest but outside its domain: no signal, no connection to its abstract socket.
-  std::string host_sock = g.name + "-host";
-  auto [joiner, intruder] = intrude(g.state()->pid1, host_sock);
-  r = g.sh("kill -0 " + std::to_string(guest_pid_of(intruder)));
-  CHECK(r.status != 0);
-  CHECK(r.out.find("not permitted") != std::string::npos);
-  r = g.sh("/bin/abstract_socket connect " + host_sock);
-  CHECK(r.out == "connect EPERM\n");
-  CHECK(::kill(intruder, 0) == 0);
-  ::kill(intruder, SIGKILL);
-  ::waitpid(joiner, nullptr, 0);
+  // A process of the host, or of another domain (as another guest's), that joined the guest's
+  // pid and network namespaces is visible in the guest but outside its domain: no signal, no
+  // connection to its abstract socket.
+  for (bool own_domain : {false, true}) {
+    INFO((own_domain ? "a process in a domain of its own" : "a host process"));
+    std::string host_sock = g.name + (own_domain ? "-other" : "-host");
+    auto [joiner, intruder] = intrude(g.state()->pid1, host_sock, own_domain);
+    r = g.sh("kill -0 " + std::to_string(guest_pid_of(intruder)));
+    CHECK(r.status != 0);
+    CHECK(r.out.find("not permitted") != std::string::npos);
+    r = g.sh("/bin/abstract_socket connect " + host_sock);
+    CHECK(r.out == "connect EPERM\n");
+    CHECK(::kill(intruder, 0) == 0);
+    ::kill(intruder, SIGKILL);
+    ::waitpid(joiner, nullptr, 0);
+  }
 }
 
 TEST_CASE("context: exec passes exit status, environment, user and directory", "[context][exec]") {
