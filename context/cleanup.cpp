@@ -18,10 +18,11 @@ bool cleanup(const std::string& pool, const std::string& guest, const RunState& 
     cgroups.kill_all();
     ::usleep(20000);
   }
-  bool removed = false;
-  for (int i = 0; i < 100 && !(removed = cgroups.remove()); ++i) ::usleep(20000);
+  bool removed = teardown_network(state.network);
+  bool cgroups_gone = false;
+  for (int i = 0; i < 100 && !(cgroups_gone = cgroups.remove()); ++i) ::usleep(20000);
   // The view daemon back where it was before it is unmounted (or stays mounted), then its cgroup.
-  removed = release_view(state.view) && removed;
+  removed = release_view(state.view) && cgroups_gone && removed;
   if (state.mounted_view) {
     try {
       fs::umount_guests(pool, {guest}, false, false);

@@ -83,6 +83,40 @@ void apply_key(ContextConfig& c, const std::string& key, const toml::node& value
   }
 }
 
+// `parse` of a value, its UserError prefixed with `where`.
+template <typename F>
+auto checked(const std::string& where, F parse) {
+  try {
+    return parse();
+  } catch (const UserError& e) {
+    throw UserError(fmt::format("{}: {}", where, e.what()));
+  }
+}
+
+void apply_network_key(NetworkConfig& n, const std::string& key, const toml::node& value, const std::string& where) {
+  if (key == "mode") {
+    n.mode = checked(where, [&] { return parse_network_mode(string_of(value, where)); });
+  } else if (key == "addresses") {
+    n.addresses.clear();
+    for (const auto& a : string_list(value, where)) n.addresses.push_back(checked(where, [&] { return parse_cidr(a); }));
+  } else if (key == "rate_out" || key == "rate_in") {
+    (key == "rate_out" ? n.rate_out : n.rate_in) = checked(where, [&] { return parse_rate(string_of(value, where)); });
+  } else {
+    throw UserError(fmt::format("{}: unknown key (known: mode, addresses, rate_out, rate_in)", where));
+  }
+}
+
+template <typename Apply>
+void read_table(const toml::table& doc, const std::string& path, const char* name, Apply apply) {
+  const toml::node* table = doc.get(name);
+  if (!table) return;
+  if (!table->is_table()) throw UserError(fmt::format("{}: [{}] must be a table", path, name));
+  for (const auto& [key, value] : *table->as_table()) {
+    std::string k(key.str());
+    apply(k, value, fmt::format("{}: [{}] {}", path, name, k));
+  }
+}
+
 }  // namespace
 
 int parse_signal(const std::string& text) {
@@ -126,13 +160,13 @@ ContextConfig load_config(const std::string& pool_root, const std::string& guest
   } catch (const toml::parse_error& e) {
     throw UserError(fmt::format("{}: {} (line {})", path, e.description(), e.source().begin.line));
   }
-  const toml::node* ctx = doc.get("context");
-  if (!ctx) return c;
-  if (!ctx->is_table()) throw UserError(path + ": [context] must be a table");
-  for (const auto& [key, value] : *ctx->as_table()) {
-    std::string k(key.str());
-    apply_key(c, k, value, fmt::format("{}: [context] {}", path, k));
-  }
+  read_table(doc, path, "context", [&](const std::string& k, const toml::node& v, const std::string& where) {
+    apply_key(c, k, v, where);
+  });
+  read_table(doc, path, "network", [&](const std::string& k, const toml::node& v, const std::string& where) {
+    apply_network_key(c.network, k, v, where);
+  });
+  check_network(c.network, path + ": [network]");
   return c;
 }
 

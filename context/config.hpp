@@ -9,11 +9,15 @@
 //   seccomp = true
 //   no_new_privs = true          # false: setuid binaries (sudo, su, ping) gain privileges again
 //   autostart = false            # started by `vunify start --all`
+//
+//   [network]                    # see net_config.hpp
+//   mode = "isolated"
 #pragma once
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "context/net_config.hpp"
 #include "context/security.hpp"
 
 namespace vunify::context {
@@ -26,11 +30,12 @@ struct ContextConfig {
   bool seccomp = true;
   bool no_new_privs = true;
   bool autostart = false;
+  NetworkConfig network;             // [network]
 
   SecurityProfile profile() const;
 };
 
-// Reads POOL/etc/NAME.toml (defaults if it or its [context] table is missing). Unknown keys and
+// Reads POOL/etc/NAME.toml (defaults if it or its [context] / [network] table is missing). Unknown keys and
 // bad values are an os::UserError naming the file and the key.
 ContextConfig load_config(const std::string& pool_root, const std::string& guest);
 

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "context/bpf.hpp"
 #include "context/security.hpp"
 #include "os/error.hpp"
 #include "os/unique_fd.hpp"
@@ -54,20 +55,11 @@ void write_control(int dir_fd, const char* file, const std::string& line) {
 // r5 = minor, then one block per rule that jumps to the next block on any mismatch and
 // otherwise returns 1 (allow). Falling off the last block returns 0 (deny: EPERM).
 
-bpf_insn insn(uint8_t code, uint8_t dst, uint8_t src, int16_t off, int32_t imm) {
-  bpf_insn i{};
-  i.code = code;
-  i.dst_reg = dst & 0xf;
-  i.src_reg = src & 0xf;
-  i.off = off;
-  i.imm = imm;
-  return i;
-}
-bpf_insn load_u32(uint8_t dst, int16_t off) { return insn(BPF_LDX | BPF_W | BPF_MEM, dst, BPF_REG_1, off, 0); }
-bpf_insn alu_imm(uint8_t op, uint8_t dst, int32_t imm) { return insn(BPF_ALU64 | op | BPF_K, dst, 0, 0, imm); }
-bpf_insn mov_reg(uint8_t dst, uint8_t src) { return insn(BPF_ALU64 | BPF_MOV | BPF_X, dst, src, 0, 0); }
-bpf_insn jne_imm(uint8_t dst, int32_t imm) { return insn(BPF_JMP | BPF_JNE | BPF_K, dst, 0, 0, imm); }
-bpf_insn exit_insn() { return insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 0); }
+using bpf::alu_imm;
+using bpf::exit_insn;
+using bpf::jne_imm;
+using bpf::mov_reg;
+bpf_insn load_u32(uint8_t dst, int16_t off) { return bpf::load_u32(dst, BPF_REG_1, off); }
 
 int access_bits(const char* access) {
   int bits = 0;
@@ -109,28 +101,6 @@ std::vector<bpf_insn> device_program() {
   return prog;
 }
 
-long bpf(int cmd, bpf_attr& attr) { return ::syscall(SYS_bpf, cmd, &attr, sizeof attr); }
-
-os::unique_fd load_device_program() {
-  std::vector<bpf_insn> prog = device_program();
-  std::string log(16384, '\0');
-  static const char kLicense[] = "Apache-2.0";
-  bpf_attr attr{};
-  attr.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
-  attr.insns = reinterpret_cast<uintptr_t>(prog.data());
-  attr.insn_cnt = static_cast<uint32_t>(prog.size());
-  attr.license = reinterpret_cast<uintptr_t>(kLicense);
-  attr.log_buf = reinterpret_cast<uintptr_t>(log.data());
-  attr.log_size = static_cast<uint32_t>(log.size());
-  attr.log_level = 1;
-  long fd = bpf(BPF_PROG_LOAD, attr);
-  if (fd < 0) {
-    int err = errno;
-    throw os::SysError(err, "devices cgroup: load BPF_CGROUP_DEVICE program (verifier: " + std::string(log.c_str()) + ")", "");
-  }
-  return os::unique_fd(static_cast<int>(fd));
-}
-
 }  // namespace
 
 void restrict_devices_v1(int devices_cgroup_dir_fd) {
@@ -140,14 +110,9 @@ void restrict_devices_v1(int devices_cgroup_dir_fd) {
 }
 
 void restrict_devices_v2(int cgroup2_dir_fd) {
-  os::unique_fd prog = load_device_program();
-  bpf_attr attr{};
-  attr.target_fd = static_cast<uint32_t>(cgroup2_dir_fd);
-  attr.attach_bpf_fd = static_cast<uint32_t>(prog.get());
-  attr.attach_type = BPF_CGROUP_DEVICE;
-  // ALLOW_MULTI: a program of an enclosing cgroup (the host's own policy) still applies too.
-  attr.attach_flags = BPF_F_ALLOW_MULTI;
-  if (bpf(BPF_PROG_ATTACH, attr) != 0) os::throw_errno("devices cgroup: attach BPF_CGROUP_DEVICE program to cgroup2 fd", std::to_string(cgroup2_dir_fd));
+  os::unique_fd prog = bpf::load_program(BPF_PROG_TYPE_CGROUP_DEVICE, BPF_CGROUP_DEVICE, device_program(), "BPF_CGROUP_DEVICE");
+  bpf::attach_program(cgroup2_dir_fd, prog.get(), BPF_CGROUP_DEVICE, "BPF_CGROUP_DEVICE",
+                      "fd " + std::to_string(cgroup2_dir_fd));
 }
 
 }  // namespace vunify::context

@@ -125,7 +125,9 @@ void run_holder(const Launch& l, const HolderFds& fds) {
   try {
     enter_guest_domain(fds.root_tree);
     ::close(fds.root_tree);
-    pid1 = clone_into(kCloneNamespaces, pid1fd);
+    // Shared network mode: PID 1 stays in the host's network namespace.
+    bool shared = l.network.mode == NetworkMode::Shared;
+    pid1 = clone_into(shared ? kCloneNamespaces & ~CLONE_NEWNET : kCloneNamespaces, pid1fd);
     if (pid1 == 0) {
       ::close(fds.listen);
       ::close(fds.control);

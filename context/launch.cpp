@@ -27,6 +27,7 @@
 #include "context/limit_target.hpp"
 #include "context/mounts.hpp"
 #include "context/namespaces.hpp"
+#include "context/network.hpp"
 #include "context/watchdog.hpp"
 #include "os/error.hpp"
 
@@ -145,7 +146,9 @@ RunState start_pid1(const Launch& l, unique_fd& holder_fd, unique_fd& console_ou
   listen.reset();
   procs.clear();
   unique_fd pid1fd;
+  NetworkState network;
   auto fail = [&](const std::string& why) {
+    teardown_network(network);
     // PID 1 first: the holder reaps it and exits, so PID 1 has left the cgroups once the holder
     // is gone (the caller removes them).
     if (pid1fd) ::syscall(SYS_pidfd_send_signal, pid1fd.get(), SIGKILL, nullptr, 0);
@@ -169,6 +172,11 @@ RunState start_pid1(const Launch& l, unique_fd& holder_fd, unique_fd& console_ou
   } catch (const std::exception& e) {
     fail(fmt::format("cannot put the guest's PID 1 under its limits: {}", e.what()));
   }
+  try {
+    network = setup_network(l.guest, l.network, pid, l.cgroups);
+  } catch (const std::exception& e) {
+    fail(fmt::format("cannot set up the guest's network: {}", e.what()));
+  }
   std::string error = set_up_root(l, pid1fd.get(), tree.get(), console);
   tree.reset();
   unique_fd console_master = error.empty() ? recv_fd(console.mine.get()) : unique_fd();
@@ -190,6 +198,7 @@ RunState start_pid1(const Launch& l, unique_fd& holder_fd, unique_fd& console_ou
   s.context_id = pid_namespace_of(pid);
   s.cgroups = l.cgroups;
   s.view = l.view;
+  s.network = network;
   write_state(l.pool, l.guest, s);
   console_out = std::move(console_master);
   return s;

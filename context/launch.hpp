@@ -7,6 +7,7 @@
 
 #include "context/cgroup.hpp"
 #include "context/limit_keys.hpp"
+#include "context/net_config.hpp"
 #include "context/security.hpp"
 #include "context/state.hpp"
 
@@ -26,6 +27,7 @@ struct Launch {
   std::vector<CgroupDir> cgroups;
   Limits limits;  // etc/NAME.toml [limits]: applied to the cgroups before launch, to PID 1 here
   ViewAccount view;  // the view daemon's cgroups
+  NetworkConfig network;
 };
 
 // Forks the supervisor, which starts PID 1 and records the state. Returns PID 1's host pid once

@@ -64,7 +64,7 @@ void run_root_setup(const Launch& l, int root_tree, int console_sock, int report
     Pty console = make_console(root.get());
     send_fd(console_sock, console.master.get());
     set_hostname(l.hostname);
-    loopback_up();
+    if (l.network.mode != NetworkMode::Shared) loopback_up();  // shared: the host's lo
     enter_root(root.get());
     _exit(0);
   } catch (const std::exception& e) {

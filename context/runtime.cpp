@@ -69,6 +69,7 @@ Launch plan_launch(const std::string& pool_root, const std::string& guest, const
   l.hostname = cfg.hostname.empty() ? guest : cfg.hostname;
   l.console_log = pool_root + "/log/" + guest + ".console";
   l.security = prepare_security(cfg.profile());
+  l.network = cfg.network;
   if (!command.empty()) {
     l.own_init = true;
     l.argv = command;

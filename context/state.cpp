@@ -85,6 +85,10 @@ std::optional<RunState> read_state(const std::string& pool_root, const std::stri
       s.view.cgroups = cgroup_dirs(v.at("cgroups"));
       s.view.origin = v.at("origin").get<std::vector<std::string>>();
     }
+    if (j.contains("network")) {
+      const json& n = j.at("network");
+      s.network = {parse_network_mode(n.at("mode")), n.at("veth"), n.at("ifb"), n.at("bridge")};
+    }
     return s;
   } catch (const json::exception& e) {
     if (written_before_boot(dir.get(), guest + ".json")) return std::nullopt;
@@ -101,7 +105,9 @@ void write_state(const std::string& pool_root, const std::string& guest, const R
   json j = {{"pid1", s.pid1},         {"pid1_start", s.pid1_start},     {"supervisor", s.supervisor},
             {"supervisor_start", s.supervisor_start}, {"started_ns", s.started_ns},
             {"mounted_view", s.mounted_view}, {"init", s.init},     {"stop_signal", s.stop_signal},
-            {"context_id", s.context_id},     {"cgroups", cg}, {"view", view}};
+            {"context_id", s.context_id},     {"cgroups", cg}, {"view", view},
+            {"network", {{"mode", network_mode_name(s.network.mode)}, {"veth", s.network.veth},
+                         {"ifb", s.network.ifb}, {"bridge", s.network.bridge}}}};
   // Not synced: the state means nothing after a reboot (read_state ignores a garbled file from
   // before it), and a sync is a journal commit on every start.
   os::write_file_atomic(open_run_dir(pool_root).get(), guest + ".json", j.dump(2) + "\n", 0600,

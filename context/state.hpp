@@ -11,6 +11,7 @@
 
 #include "context/cgroup.hpp"
 #include "context/view_cgroup.hpp"
+#include "context/network.hpp"
 #include "os/unique_fd.hpp"
 
 namespace vunify::context {
@@ -27,6 +28,7 @@ struct RunState {
   uint64_t context_id = 0;     // the inode of its pid namespace
   std::vector<CgroupDir> cgroups;
   ViewAccount view;            // the view daemon's own cgroups (vunify/NAME.view)
+  NetworkState network;        // what start set up for the [network] mode
 };
 
 std::string run_dir(const std::string& pool_root);
