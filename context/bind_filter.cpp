@@ -38,12 +38,14 @@ constexpr int16_t kUserIp6 = offsetof(bpf_sock_addr, user_ip6);
 constexpr int16_t kSrcIp4 = offsetof(bpf_sock_addr, msg_src_ip4);
 constexpr int16_t kSrcIp6 = offsetof(bpf_sock_addr, msg_src_ip6);
 
-// Every program starts with r6 = ctx and ends with these two exits.
+// Every program starts with r6 = ctx and ends with these exits (the verifier refuses
+// unreachable code: programs that never deny leave the second out).
 void prologue(Assembler& a) { a.emit(bpf::mov_reg(BPF_REG_6, BPF_REG_1)); }
-void epilogue(Assembler& a) {
+void epilogue(Assembler& a, bool denies = true) {
   a.label("allow");
   a.emit(bpf::alu_imm(BPF_MOV, BPF_REG_0, 1));
   a.emit(bpf::exit_insn());
+  if (!denies) return;
   a.label("deny");
   a.emit(bpf::alu_imm(BPF_MOV, BPF_REG_1, -EADDRNOTAVAIL));
   a.emit(bpf::call(BPF_FUNC_set_retval));
@@ -88,9 +90,8 @@ std::vector<bpf_insn> narrow_v4(const Guest& g, int16_t off) {
   match_v4(a, g);
   a.jump("deny");
   a.label("any");
-  if (g.v4.empty()) a.jump("deny");
-  else store_words(a, off, g.v4[0], 1);
-  a.jump("allow");
+  if (!g.v4.empty()) store_words(a, off, g.v4[0], 1);
+  a.jump(g.v4.empty() ? "deny" : "allow");
   epilogue(a);
   return a.finish();
 }
@@ -102,10 +103,9 @@ std::vector<bpf_insn> narrow_v6(const Guest& g, int16_t off, bool mapped_any) {
   prologue(a);
   load_v6(a, off);
   for (int r = 0; r < 4; ++r) a.jump32(BPF_JNE, static_cast<uint8_t>(BPF_REG_2 + r), 0, "specific");
-  if (!g.v6.empty()) store_words(a, off, g.v6[0], 4);
-  else if (mapped_any && !g.v4.empty()) store_words(a, off, mapped(g.v4[0]), 4);
-  else a.jump("deny");
-  a.jump("allow");
+  bool rewrite = !g.v6.empty() || (mapped_any && !g.v4.empty());
+  if (rewrite) store_words(a, off, g.v6.empty() ? mapped(g.v4[0]) : g.v6[0], 4);
+  a.jump(rewrite ? "allow" : "deny");
   a.label("specific");
   match_v6(a, g);
   a.jump("deny");
@@ -134,7 +134,6 @@ void bind_to(Assembler& a, int family, const Words& addr) {
   a.emit(bpf::alu_imm(BPF_ADD, BPF_REG_2, -32));
   a.emit(bpf::alu_imm(BPF_MOV, BPF_REG_3, family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6)));
   a.emit(bpf::call(BPF_FUNC_bind));
-  a.jump("allow");
 }
 
 std::vector<bpf_insn> connect_v4(const Guest& g) {
@@ -142,7 +141,7 @@ std::vector<bpf_insn> connect_v4(const Guest& g) {
   prologue(a);
   if (!g.v4.empty()) bind_to(a, AF_INET, g.v4[0]);
   a.jump("allow");
-  epilogue(a);
+  epilogue(a, false);
   return a.finish();
 }
 
@@ -159,7 +158,7 @@ std::vector<bpf_insn> connect_v6(const Guest& g) {
   a.label("native");
   if (!g.v6.empty()) bind_to(a, AF_INET6, g.v6[0]);
   a.jump("allow");
-  epilogue(a);
+  epilogue(a, false);
   return a.finish();
 }
 
