@@ -8,6 +8,7 @@
 #include <cctype>
 #include <csignal>
 #include <cstring>
+#include <linux/capability.h>
 #include <toml++/toml.h>
 
 #include "os/error.hpp"
@@ -145,6 +146,9 @@ std::string signal_name(int sig) {
 
 SecurityProfile ContextConfig::profile() const {
   SecurityProfile p{default_capabilities(), seccomp, true, no_new_privs};
+  // Shared mode: raw sockets in the host's namespace would send from any address, past the
+  // bind filter; NET_RAW only if cap_add asks for it.
+  if (network.mode == NetworkMode::Shared) p.capabilities &= ~(1ULL << CAP_NET_RAW);
   for (const auto& c : cap_add) p.capabilities |= 1ULL << parse_capability(c);
   for (const auto& c : cap_drop) p.capabilities &= ~(1ULL << parse_capability(c));
   return p;
@@ -167,6 +171,11 @@ ContextConfig load_config(const std::string& pool_root, const std::string& guest
     apply_network_key(c.network, k, v, where);
   });
   check_network(c.network, path + ": [network]");
+  for (const auto& cap : c.cap_add)
+    if (c.network.mode == NetworkMode::Shared && parse_capability(cap) == CAP_NET_ADMIN)
+      throw UserError(fmt::format("{}: [context] cap_add: NET_ADMIN with [network] mode = \"shared\" would let the guest "
+                                  "reconfigure the host's network",
+                                  path));
   return c;
 }
 

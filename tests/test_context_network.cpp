@@ -314,6 +314,8 @@ TEST_CASE("network: [network] config errors name the file and the key", "[contex
   CHECK(error_of("mode = \"shared\"\naddresses = [\"127.0.0.5\"]\nrate_out = \"1mbit\"\n").find("need mode = \"isolated\"") != std::string::npos);
   CHECK(error_of("mode = \"isolated\"\naddresses = [\"10.0.0.1/24\"]\n").find("host-side address") != std::string::npos);
   CHECK(error_of("mode = \"none\"\n") == "no error");
+  write_file(dir / "etc/g.toml", "[context]\ncap_add = [\"NET_ADMIN\"]\n[network]\nmode = \"shared\"\naddresses = [\"127.0.0.5\"]\n");
+  CHECK_THROWS_WITH(context::load_config(dir.path(), "g"), Catch::Contains("would let the guest reconfigure the host's network"));
 
   auto ok = [&](const std::string& table) {
     write_file(dir / "etc/g.toml", "[network]\n" + table);
@@ -329,6 +331,12 @@ TEST_CASE("network: [network] config errors name the file and the key", "[contex
   CHECK(context::format_rate(0) == "unlimited");
   CHECK(context::parse_rate("unlimited") == 0);
   CHECK(context::load_config(dir.path(), "absent").network.mode == context::NetworkMode::None);
+  auto shared = ok("mode = \"shared\"\naddresses = [\"127.0.0.5\"]\n");
+  context::ContextConfig cfg;
+  cfg.network = shared;
+  CHECK((cfg.profile().capabilities & (1ULL << 13)) == 0);  // CAP_NET_RAW: not in shared mode
+  cfg.cap_add = {"NET_RAW"};
+  CHECK((cfg.profile().capabilities & (1ULL << 13)) != 0);
 
   CHECK(context::interface_name("vu-", "web1") == "vu-web1");
   std::string long_name = context::interface_name("vu-", "webserver-production");
