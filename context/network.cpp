@@ -67,7 +67,9 @@ void configure_eth0(int netns_fd, const NetworkConfig& config) {
   }
 }
 
-void setup_isolated(const NetworkState& s, const NetworkConfig& config, pid_t pid1) {
+// `made_veth` is set once the pair exists: a failure before must not remove an interface of
+// that name that is not ours.
+void setup_isolated(const NetworkState& s, const NetworkConfig& config, pid_t pid1, bool& made_veth) {
   std::string ns_path = fmt::format("/proc/{}/ns/net", pid1);
   os::unique_fd netns(::open(ns_path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!netns) os::throw_errno("open the guest's network namespace", ns_path);
@@ -75,6 +77,7 @@ void setup_isolated(const NetworkState& s, const NetworkConfig& config, pid_t pi
   Netlink host;
   int bridge = bring_up_bridge(host, config);
   create_guest_veth(host, s.veth, netns.get());
+  made_veth = true;
   int veth = link_index(host, s.veth);
   set_link_master(host, veth, bridge);
   set_link_up(host, veth);
@@ -119,10 +122,13 @@ NetworkState setup_network(const std::string& guest, const NetworkConfig& config
     s.veth = interface_name("vu-", guest);
     s.ifb = interface_name("vi-", guest);
     s.bridge = kBridge;
+    bool made_veth = false;
     try {
-      setup_isolated(s, config, pid1);
+      setup_isolated(s, config, pid1, made_veth);
     } catch (...) {
-      teardown_network(s);
+      NetworkState undo = s;
+      if (!made_veth) undo.veth = undo.ifb = "";
+      teardown_network(undo);
       throw;
     }
   }
@@ -134,8 +140,8 @@ bool teardown_network(const NetworkState& s) {
   try {
     NetworkLock lock;
     Netlink host;
-    delete_link(host, s.veth);  // the guest's eth0 goes with it
-    delete_link(host, s.ifb);
+    if (!s.veth.empty()) delete_link(host, s.veth);  // the guest's eth0 goes with it
+    if (!s.ifb.empty()) delete_link(host, s.ifb);
     remove_idle_bridge(host, s.bridge);
     return true;
   } catch (const std::exception& e) {

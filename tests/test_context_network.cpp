@@ -173,6 +173,19 @@ TEST_CASE("network: isolated guests talk to each other and to the host through v
   CHECK(std::count(links.begin(), links.end(), "vunify0") == 1);  // b still uses it
   g.ok("stop " + b);
   CHECK(link_names() == std::vector<std::string>{"lo"});
+
+  // An interface of the guest's veth name that is not vunify's: start refuses, leaves it alone
+  // and leaves no bridge.
+  {
+    context::Netlink nl;
+    REQUIRE(context::create_link(nl, veth_a, "ifb"));
+  }
+  auto r = vunify(g.pool, "start " + a + " -- /bin/sleep 1000");
+  INFO(r.out);
+  CHECK(r.status != 0);
+  CHECK(r.out.find("network interface " + veth_a + " exists already") != std::string::npos);
+  CHECK(link_names() == std::vector<std::string>{"lo", veth_a});
+  CHECK(!context::read_state(g.pool, a));
 }
 
 TEST_CASE("network: rate_out / rate_in hold an isolated guest's TCP throughput, also when changed live",
