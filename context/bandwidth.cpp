@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <functional>
 #include <cerrno>
 
 #include "os/error.hpp"
@@ -30,21 +31,29 @@ tcmsg* tc_header(nlmsghdr* nlh, int index, uint32_t parent, uint32_t handle) {
   return tcm;
 }
 
-// root htb 1: whose unclassified traffic goes to 1:1 (created, or changed in place).
-void htb_qdisc(Netlink& nl, int index, const std::string& name) {
+// An htb qdisc or class on link `index`, created or changed in place; `options` fills TCA_OPTIONS.
+void put_htb(Netlink& nl, uint16_t type, int index, uint32_t parent, uint32_t handle,
+             const std::function<void(nlmsghdr*)>& options, const std::string& what, const std::string& name) {
   nl.must(
-      RTM_NEWQDISC, NLM_F_CREATE | NLM_F_REPLACE,
+      type, NLM_F_CREATE | NLM_F_REPLACE,
       [&](nlmsghdr* nlh) {
-        tc_header(nlh, index, TC_H_ROOT, kRoot);
+        tc_header(nlh, index, parent, handle);
         mnl_attr_put_strz(nlh, TCA_KIND, "htb");
         nlattr* opts = mnl_attr_nest_start(nlh, TCA_OPTIONS);
-        tc_htb_glob glob{};
-        glob.version = 3;  // TC_HTB_PROTOVER
-        glob.rate2quantum = 10;
-        glob.defcls = 1;
-        mnl_attr_put(nlh, TCA_HTB_INIT, sizeof glob, &glob);
+        options(nlh);
         mnl_attr_nest_end(nlh, opts);
       },
+      what, name);
+}
+
+// root htb 1: whose unclassified traffic goes to 1:1.
+void htb_qdisc(Netlink& nl, int index, const std::string& name) {
+  tc_htb_glob glob{};
+  glob.version = 3;  // TC_HTB_PROTOVER
+  glob.rate2quantum = 10;
+  glob.defcls = 1;
+  put_htb(
+      nl, RTM_NEWQDISC, index, TC_H_ROOT, kRoot, [&](nlmsghdr* nlh) { mnl_attr_put(nlh, TCA_HTB_INIT, sizeof glob, &glob); },
       "add htb qdisc to", name);
 }
 
@@ -53,25 +62,20 @@ void htb_qdisc(Netlink& nl, int index, const std::string& name) {
 void htb_class(Netlink& nl, int index, const std::string& name, uint64_t bits) {
   uint64_t bytes = bits / 8;
   uint64_t burst = std::max<uint64_t>(bytes / 250, 2 * 1514);
+  tc_htb_opt opt{};
+  opt.rate.rate = opt.ceil.rate = static_cast<uint32_t>(std::min<uint64_t>(bytes, UINT32_MAX));
+  opt.rate.linklayer = opt.ceil.linklayer = TC_LINKLAYER_ETHERNET;
   // htb counts buffers in psched ticks of 64 ns (PSCHED_SHIFT 6).
-  auto ticks = static_cast<uint32_t>(std::min<uint64_t>(burst * 1000000000ULL / bytes / 64, UINT32_MAX));
-  nl.must(
-      RTM_NEWTCLASS, NLM_F_CREATE | NLM_F_REPLACE,
+  opt.buffer = opt.cbuffer = static_cast<uint32_t>(std::min<uint64_t>(burst * 1000000000ULL / bytes / 64, UINT32_MAX));
+  opt.quantum = static_cast<uint32_t>(std::clamp<uint64_t>(bytes / 10, 1514, 200000));
+  put_htb(
+      nl, RTM_NEWTCLASS, index, kRoot, kClass,
       [&](nlmsghdr* nlh) {
-        tc_header(nlh, index, kRoot, kClass);
-        mnl_attr_put_strz(nlh, TCA_KIND, "htb");
-        nlattr* opts = mnl_attr_nest_start(nlh, TCA_OPTIONS);
-        tc_htb_opt opt{};
-        opt.rate.rate = opt.ceil.rate = static_cast<uint32_t>(std::min<uint64_t>(bytes, UINT32_MAX));
-        opt.rate.linklayer = opt.ceil.linklayer = TC_LINKLAYER_ETHERNET;
-        opt.buffer = opt.cbuffer = ticks;
-        opt.quantum = static_cast<uint32_t>(std::clamp<uint64_t>(bytes / 10, 1514, 200000));
         mnl_attr_put(nlh, TCA_HTB_PARMS, sizeof opt, &opt);
         if (bytes > UINT32_MAX) {
           mnl_attr_put_u64(nlh, TCA_HTB_RATE64, bytes);
           mnl_attr_put_u64(nlh, TCA_HTB_CEIL64, bytes);
         }
-        mnl_attr_nest_end(nlh, opts);
       },
       "set htb class rate on", name);
 }

@@ -130,6 +130,16 @@ double transfer_mbit(int from, int to, const std::string& to_ip, size_t bytes) {
   return static_cast<double>(got) * 8 / 1e6 / std::max(seconds, 1e-6);
 }
 
+// Two isolated guests, `g.name` and `g.name` + "b", with these [network] tables, started.
+std::pair<std::string, std::string> start_pair(ContextGuest& g, const std::string& net_a, const std::string& net_b) {
+  std::string a = g.name, b = g.name + "b";
+  add_net_guest(g, a, "mode = \"isolated\"\n" + net_a);
+  add_net_guest(g, b, "mode = \"isolated\"\n" + net_b);
+  g.ok("start " + a + " -- /bin/sleep 1000");
+  g.ok("start " + b + " -- /bin/sleep 1000");
+  return {a, b};
+}
+
 std::vector<std::string> link_names() {
   context::Netlink nl;
   std::vector<std::string> out;
@@ -143,11 +153,7 @@ TEST_CASE("network: isolated guests talk to each other and to the host through v
   VUNIFY_REQUIRE_CONTEXT();
   TestNetns netns;
   ContextGuest g("nia", false);
-  std::string a = g.name, b = g.name + "b";
-  add_net_guest(g, a, "mode = \"isolated\"\naddresses = [\"10.77.0.2/24\", \"fd00:77::2/64\"]\n");
-  add_net_guest(g, b, "mode = \"isolated\"\naddresses = [\"10.77.0.3/24\"]\n");
-  g.ok("start " + a + " -- /bin/sleep 1000");
-  g.ok("start " + b + " -- /bin/sleep 1000");
+  auto [a, b] = start_pair(g, "addresses = [\"10.77.0.2/24\", \"fd00:77::2/64\"]\n", "addresses = [\"10.77.0.3/24\"]\n");
   std::string veth_a = context::interface_name("vu-", a), veth_b = context::interface_name("vu-", b);
   auto links = link_names();
   CHECK(std::count(links.begin(), links.end(), "vunify0") == 1);
@@ -193,11 +199,7 @@ TEST_CASE("network: rate_out / rate_in hold an isolated guest's TCP throughput, 
   VUNIFY_REQUIRE_CONTEXT();
   TestNetns netns;
   ContextGuest g("nbw", false);
-  std::string a = g.name, b = g.name + "b";
-  add_net_guest(g, a, "mode = \"isolated\"\naddresses = [\"10.78.0.2/24\"]\nrate_out = \"10mbit\"\n");
-  add_net_guest(g, b, "mode = \"isolated\"\naddresses = [\"10.78.0.3/24\"]\n");
-  g.ok("start " + a + " -- /bin/sleep 1000");
-  g.ok("start " + b + " -- /bin/sleep 1000");
+  auto [a, b] = start_pair(g, "addresses = [\"10.78.0.2/24\"]\nrate_out = \"10mbit\"\n", "addresses = [\"10.78.0.3/24\"]\n");
   unique_fd ns_a = netns_of(g, a), ns_b = netns_of(g, b);
 
   double limited = transfer_mbit(ns_a.get(), ns_b.get(), "10.78.0.3", 2500000);  // ~2 s at 10 Mbit/s
