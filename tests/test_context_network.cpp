@@ -206,7 +206,7 @@ TEST_CASE("network: rate_out / rate_in hold an isolated guest's TCP throughput, 
   double free = transfer_mbit(ns_b.get(), ns_a.get(), "10.78.0.2", 20000000);
   INFO("a -> b limited to 10mbit: " << limited << " Mbit/s; b -> a unlimited: " << free << " Mbit/s");
   CHECK(limited <= 11);
-  CHECK(limited >= 7);
+  CHECK(limited >= 5);  // the limit, not a stall (loose: the machine is shared)
   CHECK(free > 5 * limited);
 
   // Live: a's limit moves from out to in.
