@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <vector>
 
 #include "os/error.hpp"
@@ -63,6 +64,12 @@ LinkInfo parse_link(const nlmsghdr* nlh) {
         auto* out = static_cast<LinkInfo*>(data);
         if (mnl_attr_get_type(attr) == IFLA_IFNAME) out->name = mnl_attr_get_str(attr);
         if (mnl_attr_get_type(attr) == IFLA_MASTER) out->master = static_cast<int>(mnl_attr_get_u32(attr));
+        if (mnl_attr_get_type(attr) == IFLA_STATS64 && mnl_attr_get_payload_len(attr) >= sizeof(rtnl_link_stats64)) {
+          rtnl_link_stats64 stats;
+          std::memcpy(&stats, mnl_attr_get_payload(attr), sizeof stats);
+          out->rx_bytes = stats.rx_bytes;
+          out->tx_bytes = stats.tx_bytes;
+        }
         return MNL_CB_OK;
       },
       &info);

@@ -44,6 +44,7 @@ struct LinkInfo {
   int index = 0;
   std::string name;
   int master = 0;  // index of the bridge it is a port of (0: none)
+  uint64_t rx_bytes = 0, tx_bytes = 0;
 };
 
 // Links of the socket's namespace.

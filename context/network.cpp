@@ -150,6 +150,14 @@ bool teardown_network(const NetworkState& s) {
   }
 }
 
+std::optional<NetworkUsage> network_usage(const NetworkState& s) {
+  if (s.mode != NetworkMode::Isolated) return std::nullopt;
+  Netlink host;
+  auto link = find_link(host, s.veth);
+  if (!link) return std::nullopt;
+  return NetworkUsage{link->tx_bytes, link->rx_bytes};  // the host end sends what the guest receives
+}
+
 void apply_rates(const NetworkState& s, uint64_t rate_out, uint64_t rate_in) {
   if (s.mode != NetworkMode::Isolated)
     throw os::UserError("network rates need mode = \"isolated\" (the guest's veth carries the limits)");

@@ -17,6 +17,7 @@
 #pragma once
 #include <sys/types.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -46,6 +47,12 @@ NetworkState setup_network(const std::string& guest, const NetworkConfig& config
 // At stop: the veth (its qdiscs go with it), the IFB, the bridge once no port is left.
 // Never throws; returns false (after trying everything) if something could not be removed.
 bool teardown_network(const NetworkState& state);
+// Bytes an isolated guest received and sent so far (its veth's counters, from the host end);
+// nullopt for the other modes or once the veth is gone.
+struct NetworkUsage {
+  uint64_t bytes_in = 0, bytes_out = 0;
+};
+std::optional<NetworkUsage> network_usage(const NetworkState& state);
 // Live change of a running isolated guest's limits (0: unlimited).
 void apply_rates(const NetworkState& state, uint64_t rate_out, uint64_t rate_in);
 
