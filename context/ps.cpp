@@ -123,6 +123,18 @@ std::string uptime(int64_t started_ns) {
   return fmt::format("{}h{:02}m", secs / 3600, secs / 60 % 60);
 }
 
+// {"mode": ..., and for an isolated guest "veth", "bytes_in", "bytes_out"}.
+nlohmann::json network_json(const NetworkState& n) {
+  nlohmann::json j = {{"mode", network_mode_name(n.mode)}};
+  if (n.mode != NetworkMode::Isolated) return j;
+  j["veth"] = n.veth;
+  if (auto usage = network_usage(n)) {
+    j["bytes_in"] = usage->bytes_in;
+    j["bytes_out"] = usage->bytes_out;
+  }
+  return j;
+}
+
 }  // namespace
 
 void ps(const std::string& pool_root, const std::string& guest) {
@@ -167,6 +179,7 @@ void status(const std::string& pool_root, const std::vector<std::string>& names,
         j["started_ns"] = s->started_ns;
         j["init"] = s->init;
         j["stop_signal"] = signal_name(s->stop_signal);
+        j["network"] = network_json(s->network);
       }
       j.update(limits_json(pool_root, g, s));
       out.push_back(j);

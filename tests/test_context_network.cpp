@@ -173,6 +173,9 @@ TEST_CASE("network: isolated guests talk to each other and to the host through v
   CHECK(transfer_mbit(-1, ns_a.get(), "10.77.0.2", 1 << 20) > 0);          // host -> guest
   CHECK(transfer_mbit(ns_b.get(), -1, "10.77.0.1", 1 << 20) > 0);          // guest -> host
 
+  auto status = vunify(g.pool, "status " + a + " --json");
+  CHECK(status.out.find("\"mode\": \"isolated\"") != std::string::npos);
+  CHECK(status.out.find("\"bytes_out\"") != std::string::npos);
   auto usage = context::network_usage(context::read_state(g.pool, a)->network);
   REQUIRE(usage);
   CHECK(usage->bytes_out >= (1 << 20));  // the transfer to b
