@@ -31,30 +31,29 @@ tcmsg* tc_header(nlmsghdr* nlh, int index, uint32_t parent, uint32_t handle) {
   return tcm;
 }
 
-// An htb qdisc or class on link `index`, created or changed in place; `options` fills TCA_OPTIONS.
-void put_htb(Netlink& nl, uint16_t type, int index, uint32_t parent, uint32_t handle,
-             const std::function<void(nlmsghdr*)>& options, const std::string& what, const std::string& name) {
-  nl.must(
-      type, NLM_F_CREATE | NLM_F_REPLACE,
-      [&](nlmsghdr* nlh) {
-        tc_header(nlh, index, parent, handle);
-        mnl_attr_put_strz(nlh, TCA_KIND, "htb");
-        nlattr* opts = mnl_attr_nest_start(nlh, TCA_OPTIONS);
-        options(nlh);
-        mnl_attr_nest_end(nlh, opts);
-      },
-      what, name);
+// An htb qdisc or class on link `index` (request flags `flags`); `options` fills TCA_OPTIONS.
+// Returns 0 or -errno.
+int put_htb(Netlink& nl, uint16_t type, uint16_t flags, int index, uint32_t parent, uint32_t handle,
+            const std::function<void(nlmsghdr*)>& options) {
+  return nl.request(type, flags, [&](nlmsghdr* nlh) {
+    tc_header(nlh, index, parent, handle);
+    mnl_attr_put_strz(nlh, TCA_KIND, "htb");
+    nlattr* opts = mnl_attr_nest_start(nlh, TCA_OPTIONS);
+    options(nlh);
+    mnl_attr_nest_end(nlh, opts);
+  });
 }
 
-// root htb 1: whose unclassified traffic goes to 1:1.
+// root htb 1: whose unclassified traffic goes to 1:1; kept if there is one (htb qdiscs cannot
+// be changed in place: a replace is EINVAL, only their classes change).
 void htb_qdisc(Netlink& nl, int index, const std::string& name) {
   tc_htb_glob glob{};
   glob.version = 3;  // TC_HTB_PROTOVER
   glob.rate2quantum = 10;
   glob.defcls = 1;
-  put_htb(
-      nl, RTM_NEWQDISC, index, TC_H_ROOT, kRoot, [&](nlmsghdr* nlh) { mnl_attr_put(nlh, TCA_HTB_INIT, sizeof glob, &glob); },
-      "add htb qdisc to", name);
+  int rc = put_htb(nl, RTM_NEWQDISC, NLM_F_CREATE | NLM_F_EXCL, index, TC_H_ROOT, kRoot,
+                   [&](nlmsghdr* nlh) { mnl_attr_put(nlh, TCA_HTB_INIT, sizeof glob, &glob); });
+  if (rc != 0 && rc != -EEXIST) throw os::SysError(-rc, "add htb qdisc to", name);
 }
 
 // Class 1:1 at `bits` per second; the burst is 4 ms at that rate (tc's rate/HZ at HZ=250), at
@@ -68,16 +67,14 @@ void htb_class(Netlink& nl, int index, const std::string& name, uint64_t bits) {
   // htb counts buffers in psched ticks of 64 ns (PSCHED_SHIFT 6).
   opt.buffer = opt.cbuffer = static_cast<uint32_t>(std::min<uint64_t>(burst * 1000000000ULL / bytes / 64, UINT32_MAX));
   opt.quantum = static_cast<uint32_t>(std::clamp<uint64_t>(bytes / 10, 1514, 200000));
-  put_htb(
-      nl, RTM_NEWTCLASS, index, kRoot, kClass,
-      [&](nlmsghdr* nlh) {
-        mnl_attr_put(nlh, TCA_HTB_PARMS, sizeof opt, &opt);
-        if (bytes > UINT32_MAX) {
-          mnl_attr_put_u64(nlh, TCA_HTB_RATE64, bytes);
-          mnl_attr_put_u64(nlh, TCA_HTB_CEIL64, bytes);
-        }
-      },
-      "set htb class rate on", name);
+  int rc = put_htb(nl, RTM_NEWTCLASS, NLM_F_CREATE | NLM_F_REPLACE, index, kRoot, kClass, [&](nlmsghdr* nlh) {
+    mnl_attr_put(nlh, TCA_HTB_PARMS, sizeof opt, &opt);
+    if (bytes > UINT32_MAX) {
+      mnl_attr_put_u64(nlh, TCA_HTB_RATE64, bytes);
+      mnl_attr_put_u64(nlh, TCA_HTB_CEIL64, bytes);
+    }
+  });
+  if (rc != 0) throw os::SysError(-rc, "set htb class rate on", name);
 }
 
 void delete_qdisc(Netlink& nl, int index, uint32_t parent, uint32_t handle, const std::string& name) {

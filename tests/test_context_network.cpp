@@ -220,6 +220,7 @@ TEST_CASE("network: rate_out / rate_in hold an isolated guest's TCP throughput, 
   auto s = context::read_state(g.pool, a);
   REQUIRE(s);
   context::apply_rates(s->network, 0, context::parse_rate("10mbit"));
+  context::apply_rates(s->network, 0, context::parse_rate("10mbit"));  // again: the same htb, changed in place
   double out_free = transfer_mbit(ns_a.get(), ns_b.get(), "10.78.0.3", 20000000);
   double in_limited = transfer_mbit(ns_b.get(), ns_a.get(), "10.78.0.2", 2500000);
   INFO("after the change: a -> b " << out_free << " Mbit/s, b -> a " << in_limited << " Mbit/s");
