@@ -101,9 +101,10 @@ void apply_network_key(NetworkConfig& n, const std::string& key, const toml::nod
     n.addresses.clear();
     for (const auto& a : string_list(value, where)) n.addresses.push_back(checked(where, [&] { return parse_cidr(a); }));
   } else if (key == "rate_out" || key == "rate_in") {
-    (key == "rate_out" ? n.rate_out : n.rate_in) = checked(where, [&] { return parse_rate(string_of(value, where)); });
+    throw UserError(fmt::format("{}: bandwidth is a limit: [limits] net.{} = \"10mbit\" (or vunify set NAME net.{}=10mbit)",
+                                where, key, key));
   } else {
-    throw UserError(fmt::format("{}: unknown key (known: mode, addresses, rate_out, rate_in)", where));
+    throw UserError(fmt::format("{}: unknown key (known: mode, addresses)", where));
   }
 }
 

@@ -14,6 +14,7 @@ const std::vector<LimitModule>& limit_modules() {
       memory_limit_module(),
       pids_limit_module(),
       io_limit_module(),
+      net_limit_module(),
   };
   return modules;
 }

@@ -61,6 +61,10 @@ LimitModule cpu_limit_module();     // limits_cpu.cpp: cpu.share cpu.reserve cpu
 LimitModule memory_limit_module();  // limits_memory.cpp: mem.rss mem.swap mem.memlock
 LimitModule pids_limit_module();    // limits_pids.cpp: pids.max
 LimitModule io_limit_module();      // limits_io.cpp: io.rbps io.wbps io.riops io.wiops
+LimitModule net_limit_module();     // limits_net.cpp: net.rate_out net.rate_in
+
+// limits_net.cpp: a net.rate_* key's bits per second (0: unset).
+uint64_t rate_of(const Limits& limits, const char* key);
 
 // Every module, in the order they are applied.
 const std::vector<LimitModule>& limit_modules();

@@ -129,7 +129,7 @@ void check_network(const NetworkConfig& c, const std::string& where) {
   if (c.mode == NetworkMode::None && !c.addresses.empty())
     throw UserError(fmt::format("{}: addresses need mode = \"isolated\" or \"shared\"", where));
   if (c.mode != NetworkMode::Isolated && (c.rate_in || c.rate_out))
-    throw UserError(fmt::format("{}: rate_in / rate_out need mode = \"isolated\" (the guest's veth carries the limits)", where));
+    throw UserError(fmt::format("{}: [limits] net.rate_out / net.rate_in need [network] mode = \"isolated\" (the guest's veth carries the limits)", where));
   for (const Cidr& a : c.addresses)
     if (c.mode == NetworkMode::Isolated && (a.gateway() == a || a.prefix > static_cast<int>(a.size()) * 8 - 2))
       throw UserError(fmt::format("{}: {} is its subnet's host-side address (or the subnet is too small); the host side "

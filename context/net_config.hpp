@@ -3,8 +3,10 @@
 //   [network]
 //   mode = "isolated"                          # "none" (default), "isolated" or "shared"
 //   addresses = ["10.88.0.2/24", "fd00:88::2/64"]
-//   rate_out = "10mbit"                        # guest -> world (isolated only)
-//   rate_in = "100mbit"                        # world -> guest (isolated only)
+//
+//   [limits]                                   # limits_net.cpp, `vunify set NAME net.rate_out=...`
+//   net.rate_out = "10mbit"                    # guest -> world (isolated only)
+//   net.rate_in = "100mbit"                    # world -> guest (isolated only)
 //
 // none:     own network namespace with only lo (as before networking existed).
 // isolated: own network namespace, eth0 = one end of a veth pair whose host end is a port of
@@ -33,7 +35,7 @@ struct Cidr {
 struct NetworkConfig {
   NetworkMode mode = NetworkMode::None;
   std::vector<Cidr> addresses;
-  uint64_t rate_out = 0, rate_in = 0;  // bits per second; 0 = unlimited
+  uint64_t rate_out = 0, rate_in = 0;  // bits per second, 0 = unlimited: [limits] net.rate_*
 };
 
 // "10.0.0.2/24", "fd00::2/64"; a bare address means /32 or /128. Throws os::UserError.

@@ -98,6 +98,9 @@ void start_locked(const std::string& pool_root, const std::string& guest, const 
   }
   ContextConfig cfg = load_config(pool_root, guest);
   Limits limits = load_limits(pool_root, guest);
+  cfg.network.rate_out = rate_of(limits, "net.rate_out");  // the network is set up with its rates
+  cfg.network.rate_in = rate_of(limits, "net.rate_in");
+  check_network(cfg.network, config_path(pool_root, guest));
   std::string view = pool_root + "/guests/" + guest;
   bool mounted = false;
   if (fs::mount_state(view) != fs::MountState::Live) {

@@ -56,7 +56,7 @@ void add_net_guest(ContextGuest& g, const std::string& guest, const std::string&
     REQUIRE(::symlink("busybox", (tree + "/bin/" + applet).c_str()) == 0);
   g.ok("guest add " + guest + " --from '" + tree + "'");
   if (guest != g.name) g.extra_guests.push_back(guest);
-  write_file(g.pool + "/etc/" + guest + ".toml", "[network]\n" + network);
+  write_file(g.pool + "/etc/" + guest + ".toml", "[network]\n" + network);  // may end with a [limits] table
 }
 
 std::string exec_in(const ContextGuest& g, const std::string& guest, const std::string& command) {
@@ -206,7 +206,7 @@ TEST_CASE("network: rate_out / rate_in hold an isolated guest's TCP throughput, 
   VUNIFY_REQUIRE_CONTEXT();
   TestNetns netns;
   ContextGuest g("nbw", false);
-  auto [a, b] = start_pair(g, "addresses = [\"10.78.0.2/24\"]\nrate_out = \"10mbit\"\n", "addresses = [\"10.78.0.3/24\"]\n");
+  auto [a, b] = start_pair(g, "addresses = [\"10.78.0.2/24\"]\n[limits]\nnet.rate_out = \"10mbit\"\n", "addresses = [\"10.78.0.3/24\"]\n");
   unique_fd ns_a = netns_of(g, a), ns_b = netns_of(g, b);
 
   double limited = transfer_mbit(ns_a.get(), ns_b.get(), "10.78.0.3", 2500000);  // ~2 s at 10 Mbit/s
@@ -217,17 +217,22 @@ TEST_CASE("network: rate_out / rate_in hold an isolated guest's TCP throughput, 
   CHECK(free > 5 * limited);
 
   // Live: a's limit moves from out to in.
-  auto s = context::read_state(g.pool, a);
-  REQUIRE(s);
-  context::apply_rates(s->network, 0, context::parse_rate("10mbit"));
-  context::apply_rates(s->network, 0, context::parse_rate("10mbit"));  // again: the same htb, changed in place
+  g.ok("set " + a + " net.rate_out=max net.rate_in=10mbit");
+  std::string toml = read_file(g.pool + "/etc/" + a + ".toml");
+  INFO(toml);
+  CHECK(toml.find("net.rate_in = '10mbit'") != std::string::npos);
+  CHECK(toml.find("mode = \"isolated\"") != std::string::npos);  // [network] kept
+  g.ok("set " + a + " net.rate_in=10mbit");  // again: the same htb, its class changed in place
   double out_free = transfer_mbit(ns_a.get(), ns_b.get(), "10.78.0.3", 20000000);
   double in_limited = transfer_mbit(ns_b.get(), ns_a.get(), "10.78.0.2", 2500000);
   INFO("after the change: a -> b " << out_free << " Mbit/s, b -> a " << in_limited << " Mbit/s");
   CHECK(in_limited <= 11);
   CHECK(out_free > 5 * in_limited);
 
-  context::apply_rates(s->network, context::parse_rate("10mbit"), 0);  // the IFB again, at stop too
+  g.ok("set " + a + " net.rate_out=10mbit");  // the IFB again, gone at stop too
+  auto bad = vunify(g.pool, "set " + a + " net.rate_out=fast");
+  CHECK(bad.status != 0);
+  CHECK(bad.out.find("net.rate_out='fast'") != std::string::npos);
   g.ok("stop " + a);
   g.ok("stop " + b);
   CHECK(link_names() == std::vector<std::string>{"lo"});
@@ -332,9 +337,8 @@ TEST_CASE("network: [network] config errors name the file and the key", "[contex
   CHECK(error_of("speed = 1\n").find(file + ": [network] speed: unknown key") == 0);
   CHECK(error_of("mode = \"isolated\"\naddresses = [\"10.0.0.300/24\"]\n").find(file + ": [network] addresses: '10.0.0.300/24'") == 0);
   CHECK(error_of("mode = \"isolated\"\naddresses = [\"10.0.0.2/33\"]\n").find("prefix length must be 1-32") != std::string::npos);
-  CHECK(error_of("mode = \"isolated\"\naddresses = [\"10.0.0.2/24\"]\nrate_in = \"fast\"\n").find(file + ": [network] rate_in: 'fast'") == 0);
+  CHECK(error_of("mode = \"isolated\"\naddresses = [\"10.0.0.2/24\"]\nrate_in = \"1mbit\"\n").find(file + ": [network] rate_in: bandwidth is a limit: [limits] net.rate_in") == 0);
   CHECK(error_of("mode = \"isolated\"\n").find("needs at least one address") != std::string::npos);
-  CHECK(error_of("mode = \"shared\"\naddresses = [\"127.0.0.5\"]\nrate_out = \"1mbit\"\n").find("need mode = \"isolated\"") != std::string::npos);
   CHECK(error_of("mode = \"isolated\"\naddresses = [\"10.0.0.1/24\"]\n").find("host-side address") != std::string::npos);
   CHECK(error_of("mode = \"none\"\n") == "no error");
   write_file(dir / "etc/g.toml", "[context]\ncap_add = [\"NET_ADMIN\"]\n[network]\nmode = \"shared\"\naddresses = [\"127.0.0.5\"]\n");
@@ -344,12 +348,12 @@ TEST_CASE("network: [network] config errors name the file and the key", "[contex
     write_file(dir / "etc/g.toml", "[network]\n" + table);
     return context::load_config(dir.path(), "g").network;
   };
-  auto n = ok("mode = \"isolated\"\naddresses = [\"10.0.0.2/24\", \"fd00::2/64\"]\nrate_out = \"1.5mbit\"\nrate_in = \"2mbps\"\n");
+  auto n = ok("mode = \"isolated\"\naddresses = [\"10.0.0.2/24\", \"fd00::2/64\"]\n");
   CHECK(n.mode == context::NetworkMode::Isolated);
   REQUIRE(n.addresses.size() == 2);
   CHECK(context::format_cidr(n.addresses[1].gateway()) == "fd00::1/64");
-  CHECK(n.rate_out == 1500000);
-  CHECK(n.rate_in == 16000000);
+  CHECK(context::parse_rate("1.5mbit") == 1500000);
+  CHECK(context::parse_rate("2mbps") == 16000000);
   CHECK(context::format_rate(10000000) == "10mbit");
   CHECK(context::format_rate(0) == "unlimited");
   CHECK(context::parse_rate("unlimited") == 0);
