@@ -20,7 +20,7 @@ namespace vunify::test {
 
 using context::IoLimits;
 
-TEST_CASE("io limits: keys take rates with units, counts, max; bad ones are named", "[io]") {
+TEST_CASE("io limits: keys take rates with units, counts, max: bad ones are named", "[io]") {
   CHECK(context::check_limit("io.rbps", "4M", "t") == "4M");
   CHECK(context::check_limit("io.wbps", "524288", "t") == "512K");
   CHECK(context::check_limit("io.riops", "500", "t") == "500");
@@ -44,7 +44,7 @@ TEST_CASE("io limits: keys take rates with units, counts, max; bad ones are name
   CHECK(context::io_max_line("7:3", l) == "7:3 rbps=4194304 wbps=524288 riops=500 wiops=max");
 }
 
-TEST_CASE("io limits: the pool's block device is the whole disk; a filesystem without one is refused", "[io]") {
+TEST_CASE("io limits: the pool's block device is the whole disk: a filesystem without one is refused", "[io]") {
   std::string root = context::block_device_of("/");
   CHECK(root.find(':') != std::string::npos);
   CHECK(::access(("/sys/dev/block/" + root).c_str(), F_OK) == 0);

@@ -47,7 +47,7 @@ void reap(pid_t pid) {
 
 }  // namespace
 
-TEST_CASE("landlock: processes forked from the guest's domain share it; a domain of their own is cut off", "[context][security][landlock]") {
+TEST_CASE("landlock: processes forked from the guest's domain share it: a domain of their own is cut off", "[context][security][landlock]") {
   VUNIFY_REQUIRE_ROOT();
   if (vunify::context::landlock_abi() < 6) {
     WARN("skipped: Landlock ABI " << vunify::context::landlock_abi() << " < 6 cannot scope signals");

@@ -220,7 +220,7 @@ TEST_CASE("network: rate_out / rate_in hold an isolated guest's TCP throughput, 
   g.ok("set " + a + " net.rate_out=max net.rate_in=10mbit");
   std::string toml = read_file(g.pool + "/etc/" + a + ".toml");
   INFO(toml);
-  CHECK(toml.find("net.rate_in = '10mbit'") != std::string::npos);
+  CHECK(toml.find("net.rate_in = \"10mbit\"") != std::string::npos);
   CHECK(toml.find("mode = \"isolated\"") != std::string::npos);  // [network] kept
   g.ok("set " + a + " net.rate_in=10mbit");  // again: the same htb, its class changed in place
   double out_free = transfer_mbit(ns_a.get(), ns_b.get(), "10.78.0.3", 20000000);

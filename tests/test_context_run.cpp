@@ -42,7 +42,7 @@ TEST_CASE("context: a guest's command runs alone in its own namespaces", "[conte
   g.ok("stop " + g.name);
 }
 
-TEST_CASE("context: stop leaves no process, cgroup, mount or state; a view mounted before stays", "[context]") {
+TEST_CASE("context: stop leaves no process, cgroup, mount or state: a view mounted before stays", "[context]") {
   VUNIFY_REQUIRE_CONTEXT();
   ContextGuest g("stop");
   std::string view = g.pool + "/guests/" + g.name;
@@ -67,7 +67,7 @@ TEST_CASE("context: stop leaves no process, cgroup, mount or state; a view mount
   CHECK(vunify(g.pool, "status " + g.name).out.find("stopped") != std::string::npos);
 }
 
-TEST_CASE("context: a one-shot command's context goes away by itself; its output is in the console log", "[context]") {
+TEST_CASE("context: a one-shot command's context goes away by itself: its output is in the console log", "[context]") {
   VUNIFY_REQUIRE_CONTEXT();
   ContextGuest g("once");
   g.ok("start " + g.name + " -- /bin/sh -c 'echo hello from $(hostname)'");

@@ -33,7 +33,7 @@ pid_t daemon_of(const ContextGuest& g) { return std::stoi(read_file(g.pool + "/l
 
 }  // namespace
 
-TEST_CASE("view cgroup: the view daemon runs in NAME.view while the guest runs; after stop it is back and NAME.view gone",
+TEST_CASE("view cgroup: the view daemon runs in NAME.view while the guest runs: after stop it is back and NAME.view gone",
           "[context][view-cgroup]") {
   VUNIFY_REQUIRE_CONTEXT();
   ContextGuest g("vcg");

@@ -74,7 +74,7 @@ bool same_inode(const std::string& a, const std::string& b) {
 
 }  // namespace
 
-TEST_CASE("every change of a shared file breaks the link; other guests and the store stay identical", "[fs][cow]") {
+TEST_CASE("every change of a shared file breaks the link: other guests and the store stay identical", "[fs][cow]") {
   VUNIFY_REQUIRE_FUSE();
   bool passthrough = GENERATE(true, false);
   for (const Change& change : changes()) {

@@ -325,7 +325,7 @@ TEST_CASE("namespace changes of a link group member keep the guest's hard-link s
   check_pool_intact(p, store_before);
 }
 
-TEST_CASE("a reader that opened a link group before a write keeps the old bytes; every path shows the new", "[fs][links]") {
+TEST_CASE("a reader that opened a link group before a write keeps the old bytes: every path shows the new", "[fs][links]") {
   VUNIFY_REQUIRE_FUSE();
   bool passthrough = GENERATE(true, false);
   INFO("passthrough " << passthrough);

@@ -109,7 +109,7 @@ TEST_CASE("template rm refuses while guests use it, --force removes it and objec
   f.ok("template rm a2");
 }
 
-TEST_CASE("fsck finds template files that are not store objects; --repair makes them objects again", "[template][fsck]") {
+TEST_CASE("fsck finds template files that are not store objects: --repair makes them objects again", "[template][fsck]") {
   VUNIFY_REQUIRE_ROOT();
   TemplateFixture f;
   f.ok("guest add g --from '" + f.src + "'");
