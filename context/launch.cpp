@@ -181,13 +181,16 @@ RunState start_pid1(const Launch& l, unique_fd& holder_fd, unique_fd& console_ou
   tree.reset();
   unique_fd console_master = error.empty() ? recv_fd(console.mine.get()) : unique_fd();
   if (!error.empty() || !console_master) fail(error.empty() ? "no console from the root's setup" : error);
+  // What is read of PID 1 is read before it runs: a command that ends at once is reaped by the
+  // holder, and its /proc entry gone, before this process reads on.
+  RunState s;
+  s.pid1 = pid;
+  s.pid1_start = start_time(pid);
+  s.context_id = pid_namespace_of(pid);
   if (::write(go.write.get(), "g", 1) != 1) fail("PID 1 died before it started");
   go.write.reset();
   error = read_all(report.read.get());
   if (!error.empty()) fail(error);
-  RunState s;
-  s.pid1 = pid;
-  s.pid1_start = start_time(pid);
   s.supervisor = ::getpid();
   s.supervisor_start = start_time(s.supervisor);
   s.started_ns = wall_ns();
@@ -195,7 +198,6 @@ RunState start_pid1(const Launch& l, unique_fd& holder_fd, unique_fd& console_ou
   s.init = l.own_init ? "vunify-init" : l.argv.at(0);
   for (size_t i = 1; l.own_init && i <= l.argv.size(); ++i) s.init += " " + l.argv[i - 1];
   s.stop_signal = l.stop_signal;
-  s.context_id = pid_namespace_of(pid);
   s.cgroups = l.cgroups;
   s.view = l.view;
   s.network = network;
