@@ -30,6 +30,13 @@ std::string cpu_list_canonical(const std::string& text) {
   return format_cpu_list(cpus);
 }
 
+// The CPUs the guest may run on: its cpu.cpus, else every online CPU.
+size_t usable_cpus(const Limits& limits) {
+  auto it = limits.find("cpu.cpus");
+  std::string list = it != limits.end() ? it->second : read_cgroup("/sys/devices/system/cpu", "online").value_or("");
+  return list.empty() ? 0 : parse_cpu_list(list).size();
+}
+
 std::optional<std::string> get_xattr(const std::string& dir, const char* name) {
   char buf[64];
   ssize_t n = ::getxattr(dir.c_str(), name, buf, sizeof buf);
@@ -114,7 +121,7 @@ void apply_cpu(const LimitTarget& t, const Limits& limits) {
   if (!cpu && needs_cpu) t.need("cpu", limits.count("cpu.cap") ? "cpu.cap" : "cpu.share");
   if (cpu) {
     apply_shares(*cpu, limits);
-    write_cgroup(*cpu, cpu_cap_writes(limits, cpu->v2));
+    write_cgroup(*cpu, cpu_cap_writes(limits, cpu->v2, usable_cpus(limits)));
   }
   const CgroupDir* cpuset = t.find("cpuset");
   if (!cpuset && limits.count("cpu.cpus")) t.need("cpuset", "cpu.cpus");
@@ -220,8 +227,9 @@ CgroupWrite cpu_share_write(uint64_t share, bool v2) {
             : CgroupWrite{"cpu.shares", std::to_string(share)};
 }
 
-std::vector<CgroupWrite> cpu_cap_writes(const Limits& limits, bool v2) {
+std::vector<CgroupWrite> cpu_cap_writes(const Limits& limits, bool v2, size_t usable_cpus) {
   auto cap = decimal_of("cpu.cap", limits);
+  if (cap && usable_cpus > 0 && *cap >= static_cast<double>(usable_cpus)) cap.reset();
   std::string quota = cap ? std::to_string(std::llround(*cap * kCfsPeriodUs)) : (v2 ? "max" : "-1");
   if (v2) return {{"cpu.max", fmt::format("{} {}", quota, kCfsPeriodUs)}};
   return {{"cpu.cfs_period_us", std::to_string(kCfsPeriodUs)}, {"cpu.cfs_quota_us", quota}};

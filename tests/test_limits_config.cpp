@@ -90,6 +90,11 @@ TEST_CASE("limits: cgroup v1 and v2 files for cpu and memory", "[limits][unit]")
   CHECK(context::cpu_cap_writes(cap, true) == W{{"cpu.max", "50000 100000"}});
   CHECK(context::cpu_cap_writes({}, false) == W{{"cpu.cfs_period_us", "100000"}, {"cpu.cfs_quota_us", "-1"}});
   CHECK(context::cpu_cap_writes({}, true) == W{{"cpu.max", "max 100000"}});
+  // A cap of every usable CPU can never bind: no quota (CFS bandwidth accounting costs forks).
+  Limits two{{"cpu.cap", "2"}};
+  CHECK(context::cpu_cap_writes(two, false, 2) == W{{"cpu.cfs_period_us", "100000"}, {"cpu.cfs_quota_us", "-1"}});
+  CHECK(context::cpu_cap_writes(two, true, 2) == W{{"cpu.max", "max 100000"}});
+  CHECK(context::cpu_cap_writes(two, false, 4) == W{{"cpu.cfs_period_us", "100000"}, {"cpu.cfs_quota_us", "200000"}});
   CHECK(context::cpu_share_write(1024, true) == CgroupWrite{"cpu.weight", "100"});
   CHECK(context::cpu_share_write(3072, true) == CgroupWrite{"cpu.weight", "300"});
   CHECK(context::cpu_share_write(3072, false) == CgroupWrite{"cpu.shares", "3072"});
