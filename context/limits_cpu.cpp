@@ -22,9 +22,14 @@ namespace {
 constexpr const char* kShareXattr = "trusted.vunify.share";
 constexpr const char* kReserveXattr = "trusted.vunify.reserve";
 
+// The online CPUs (sysfs; CPU 0 alone if it cannot be read).
+std::set<int> online_cpus() {
+  return parse_cpu_list(read_cgroup("/sys/devices/system/cpu", "online").value_or("0"));
+}
+
 std::string cpu_list_canonical(const std::string& text) {
   std::set<int> cpus = parse_cpu_list(text);
-  std::set<int> online = parse_cpu_list(read_cgroup("/sys/devices/system/cpu", "online").value_or("0"));
+  std::set<int> online = online_cpus();
   for (int c : cpus)
     if (!online.count(c)) throw os::UserError(fmt::format("CPU {} is not online (online: {})", c, format_cpu_list(online)));
   return format_cpu_list(cpus);
@@ -33,8 +38,7 @@ std::string cpu_list_canonical(const std::string& text) {
 // The CPUs the guest may run on: its cpu.cpus, else every online CPU.
 size_t usable_cpus(const Limits& limits) {
   auto it = limits.find("cpu.cpus");
-  std::string list = it != limits.end() ? it->second : read_cgroup("/sys/devices/system/cpu", "online").value_or("");
-  return list.empty() ? 0 : parse_cpu_list(list).size();
+  return it != limits.end() ? parse_cpu_list(it->second).size() : online_cpus().size();
 }
 
 std::optional<std::string> get_xattr(const std::string& dir, const char* name) {
