@@ -165,37 +165,6 @@ void cpu_usage(const LimitTarget& t, const Limits& limits, nlohmann::json& out) 
 
 }  // namespace
 
-std::set<int> parse_cpu_list(const std::string& text) {
-  std::set<int> out;
-  auto bad = [&] { return os::UserError(fmt::format("'{}' is not a CPU list (e.g. 0, 0-3, 0,2-3)", text)); };
-  if (text.empty()) throw bad();
-  size_t pos = 0;
-  while (pos <= text.size()) {
-    size_t comma = std::min(text.find(',', pos), text.size());
-    std::string item = text.substr(pos, comma - pos);
-    size_t dash = item.find('-');
-    auto number = [&](const std::string& s) {
-      if (s.empty() || s.size() > 4 || s.find_first_not_of("0123456789") != std::string::npos) throw bad();
-      return std::stoi(s);
-    };
-    int lo = number(item.substr(0, dash)), hi = dash == std::string::npos ? lo : number(item.substr(dash + 1));
-    if (hi < lo) throw bad();
-    for (int c = lo; c <= hi; ++c) out.insert(c);
-    pos = comma + 1;
-  }
-  return out;
-}
-
-std::string format_cpu_list(const std::set<int>& cpus) {
-  std::string out;
-  for (auto it = cpus.begin(); it != cpus.end();) {
-    int lo = *it, hi = lo;
-    while (++it != cpus.end() && *it == hi + 1) ++hi;
-    out += (out.empty() ? "" : ",") + (lo == hi ? std::to_string(lo) : fmt::format("{}-{}", lo, hi));
-  }
-  return out;
-}
-
 uint64_t share_to_weight(uint64_t share) { return std::clamp<uint64_t>((share * 100 + 512) / 1024, 1, 10000); }
 uint64_t weight_to_share(uint64_t weight) { return std::clamp<uint64_t>((weight * 1024 + 50) / 100, 2, 262144); }
 

@@ -7,6 +7,7 @@
 
 #include "context/limit_keys.hpp"
 #include "context/limit_target.hpp"
+#include "os/cpu_list.hpp"
 
 namespace vunify::context {
 
@@ -14,9 +15,9 @@ constexpr uint64_t kDefaultShare = 1024;     // cpu.share when unset (cgroup v1'
 constexpr uint64_t kCfsPeriodUs = 100000;    // CFS period for cpu.cap
 constexpr double kMaxReserveTotal = 0.95;    // what the guests of one parent may reserve in all
 
-// "0-2,5" -> {0,1,2,5}; throws os::UserError on bad syntax.
-std::set<int> parse_cpu_list(const std::string& text);
-std::string format_cpu_list(const std::set<int>& cpus);
+// "0-2,5" -> {0,1,2,5}; throws os::UserError on bad syntax (os/cpu_list.hpp).
+using os::format_cpu_list;
+using os::parse_cpu_list;
 
 // cgroup v1 shares (2..262144, default 1024) -> cgroup2 cpu.weight (1..10000, default 100),
 // proportionally, so ratios between guests stay.
