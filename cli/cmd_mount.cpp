@@ -7,6 +7,8 @@
 #include "cli/options.hpp"
 #include "context/runtime.hpp"
 #include "fs/mount_control.hpp"
+#include "fs/view_settings.hpp"
+#include "os/error.hpp"
 
 namespace vunify::cli {
 
@@ -34,12 +36,27 @@ void add_mount_commands(CLI::App& app, Globals& g) {
   mount->add_flag("--allow-block-devices", args->options.allow_block_devices,
                   "With --dev, serve block device nodes too (a guest root could then read and write disks)")
       ->needs(dev);
-  mount->callback([&g, args] {
+  auto* cpus = mount->add_option("--cpus", args->options.cpus,
+                    "Run the view daemons' threads only on these CPUs (e.g. 0 or 0-1,3; overrides [view] cpus of "
+                    "POOL/etc/NAME.toml): faster small-file churn, all of the guest's file requests served there")
+      ->type_name("LIST");
+  auto* threads = mount->add_option("--threads", args->options.threads,
+                    "Worker threads of each view daemon (1-64, default 8; overrides [view] threads): 1 is faster "
+                    "for small-file churn, but serves one request at a time");
+  mount->callback([&g, args, cpus, threads] {
     check_names_or_all(args->names, args->all, "mount");
+    if (cpus->count() && args->options.cpus.empty())
+      throw os::UserError("--cpus: '' is not a CPU list (e.g. 0, 0-3, 0,2-3)");
+    if (threads->count()) {
+      std::string n = std::to_string(args->options.threads);
+      fs::view_threads(n, "--threads " + n);
+    }
     args->options.passthrough = !args->no_passthrough;
     if (args->no_passthrough) args->options.given.push_back("--no-passthrough");
     if (args->options.allow_devices) args->options.given.push_back("--dev");
     if (args->options.allow_block_devices) args->options.given.push_back("--allow-block-devices");
+    if (!args->options.cpus.empty()) args->options.given.push_back("--cpus " + args->options.cpus);
+    if (args->options.threads) args->options.given.push_back("--threads " + std::to_string(args->options.threads));
     fs::mount_guests(g.pool, args->names, args->all, args->options);
   });
 

@@ -1,6 +1,7 @@
 // Serving one guest's view: the FUSE session, its operation table and the mount.
 #pragma once
 #include <functional>
+#include <set>
 #include <string>
 
 #include "unify/link_groups.hpp"
@@ -18,6 +19,8 @@ struct ViewConfig {
   std::string links_dir;       // POOL/links: the daemon rewrites links/NAME when a group breaks
   unify::GuestLinks links;     // the guest's link groups (repaired by resolve_links at mount)
   bool allow_block_devices = false;  // with allow_devices: block device nodes too (else EACCES)
+  std::set<int> cpus;                // the daemon's threads run only on these CPUs (empty: anywhere)
+  int threads = 8;                   // worker threads at most (idle ones are kept)
 };
 
 // Mounts the view and serves it until it is unmounted or the daemon gets SIGTERM/SIGINT/SIGHUP.

@@ -13,6 +13,7 @@
 #include <optional>
 
 #include "fs/guest_fs.hpp"
+#include "fs/view_settings.hpp"
 #include "os/error.hpp"
 #include "os/view_probe.hpp"
 #include "unify/link_groups.hpp"
@@ -196,6 +197,9 @@ void mount_guests(const std::string& pool_root, std::vector<std::string> names, 
   std::vector<Plan> plans;
   std::vector<std::string> not_applied;  // already mounted while options were given
   std::vector<std::string> stopped;      // mounted, but the daemon is stopped
+  std::set<int> given_cpus;
+  if (!options.cpus.empty()) given_cpus = view_cpus(options.cpus, "--cpus " + options.cpus);  // refused before anything
+  if (options.threads) view_threads(std::to_string(options.threads), "--threads " + std::to_string(options.threads));
   bool repair = false;
   {
     unify::Pool pool(pool_root, unify::Access::Read);
@@ -228,6 +232,9 @@ void mount_guests(const std::string& pool_root, std::vector<std::string> names, 
     if (::mkdir(mnt.c_str(), 0755) != 0 && errno != EEXIST) throw_errno("create mount point", mnt);
     ViewConfig view{name, pool->path("backing/" + name), mnt, options.passthrough, options.allow_devices, objects};
     view.allow_block_devices = options.allow_block_devices;
+    ViewSettings settings = load_view_settings(pool->path("etc/" + name + ".toml"));
+    view.cpus = options.cpus.empty() ? settings.cpus : given_cpus;
+    view.threads = options.threads ? options.threads : settings.threads ? settings.threads : kDefaultViewThreads;
     view.links_dir = pool->path("links");
     view.links = guest_links(*pool, name, objects, repair);
     plans.push_back({name, view, pool->path("log/" + name + ".log"), pool->path("log/" + name + ".pid")});

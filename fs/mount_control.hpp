@@ -11,6 +11,8 @@ struct MountOptions {
   bool passthrough = true;     // --no-passthrough turns kernel passthrough off
   bool allow_devices = false;  // mount without nodev
   bool allow_block_devices = false;  // and serve block device nodes (a guest could write a disk)
+  std::string cpus;            // --cpus LIST: pin the daemons' threads (overrides [view] cpus; "" none)
+  int threads = 0;             // --threads N: worker threads (overrides [view] threads; 0 none)
   std::vector<std::string> given;  // options given on the command line (named when not applied)
 };
 
