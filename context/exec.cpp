@@ -188,13 +188,14 @@ void run_exec_child(const ExecChild& c) {
 
 int exec(const std::string& pool_root, const std::string& guest, const ExecOptions& o) {
   unify::Pool::check_name(guest, "guest");
-  {
-    unify::Pool pool(pool_root, unify::Access::Read);
-    if (!pool.has_guest(guest)) throw os::UserError(fmt::format("no guest named '{}' in pool {}", guest, pool_root));
-  }
+  // A live PID 1 of a recorded context proves the guest exists ('guest rm' refuses a running
+  // guest): the pool's index is opened only to tell a missing guest from a stopped one.
   auto s = read_state(pool_root, guest);
   unique_fd pid1 = s ? open_live(s->pid1, s->pid1_start) : unique_fd();
-  if (!pid1) throw os::UserError(fmt::format("guest {} is not running; start it with 'vunify start {}'", guest, guest));
+  if (!pid1) {
+    check_guest(pool_root, guest);
+    throw os::UserError(fmt::format("guest {} is not running; start it with 'vunify start {}'", guest, guest));
+  }
   Limits limits = load_limits(pool_root, guest);  // current ones: `vunify set` may have changed them
   std::string path = holder_socket_path(pool_root, guest);
   unique_fd conn = connect_holder(path);

@@ -141,7 +141,11 @@ void check_guest(const std::string& pool_root, const std::string& guest) {
 }
 
 void start(const std::string& pool_root, const std::string& guest, const std::vector<std::string>& command) {
-  check_guest(pool_root, guest);
+  // A live view proves the guest exists (it was in the index when mounted, and 'guest rm'
+  // refuses a mounted guest): the pool's index is opened only when the view is not mounted
+  // (mounting it opens the index anyway).
+  unify::Pool::check_name(guest, "guest");
+  if (fs::mount_state(pool_root + "/guests/" + guest) != fs::MountState::Live) check_guest(pool_root, guest);
   GuestLock lock(pool_root, guest);
   start_locked(pool_root, guest, command);
 }

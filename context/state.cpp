@@ -62,7 +62,12 @@ bool written_before_boot(int dirfd, const std::string& name) {
 }  // namespace
 
 std::optional<RunState> read_state(const std::string& pool_root, const std::string& guest) {
-  os::unique_fd dir = open_run_dir(pool_root);
+  // Not created here: a pool that never ran a guest (or no pool at all) has no state.
+  os::unique_fd dir(::open(run_dir(pool_root).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dir) {
+    if (errno == ENOENT) return std::nullopt;
+    os::throw_errno("open", run_dir(pool_root));
+  }
   auto text = os::read_whole_file(dir.get(), guest + ".json");
   if (!text) return std::nullopt;
   try {

@@ -1,5 +1,6 @@
 // Errors of the context runtime: each a clear message and a non-zero exit, nothing left behind.
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -41,6 +42,40 @@ TEST_CASE("context: bad states are refused clearly", "[context][errors]") {
     CHECK(r.out.find("vunify stop " + g.name) != std::string::npos);
   }
   CHECK(vunify(g.pool, "exec " + g.name + " -- true").status == 0);
+}
+
+TEST_CASE("context: exec reads the pool only when the guest does not run: a dead PID 1 in the state is 'not running'", "[context][errors][exec]") {
+  VUNIFY_REQUIRE_CONTEXT();
+  ContextGuest g("deadpid1");
+  // A state whose PID 1 has exited (as a crash of the whole context leaves it): exec trusts a
+  // live PID 1 only.
+  pid_t dead = ::fork();
+  if (dead == 0) {
+    ::pause();
+    _exit(0);
+  }
+  REQUIRE(dead > 0);
+  context::RunState s;
+  s.pid1 = dead;
+  s.pid1_start = context::start_time(dead);
+  ::kill(dead, SIGKILL);
+  ::waitpid(dead, nullptr, 0);
+  for (const std::string& guest : {g.name, std::string("nosuchguest")}) {
+    context::write_state(g.pool, guest, s);
+    auto r = vunify(g.pool, "exec " + guest + " -- true");
+    INFO(r.out);
+    CHECK(r.status == 2);
+    CHECK(r.out.find(guest == g.name ? "guest " + guest + " is not running" : "no guest named 'nosuchguest'") !=
+          std::string::npos);
+    context::remove_state(g.pool, guest);
+  }
+  // No pool at all: the pool's own message (nothing is created there).
+  std::string nowhere = g.pool + "-missing";
+  auto r = vunify(nowhere, "exec " + g.name + " -- true");
+  CHECK(r.status == 2);
+  CHECK(r.out.find("no pool at") != std::string::npos);
+  struct stat st;
+  CHECK(::stat(nowhere.c_str(), &st) != 0);
 }
 
 TEST_CASE("context: an init that cannot run leaves nothing behind", "[context][errors]") {
