@@ -88,36 +88,54 @@ std::vector<int> raw_fds(const std::vector<unique_fd>& fds) {
   return out;
 }
 
-// The root's setup helper (run_root_setup) in the namespaces of PID 1 (`pid1fd`): an
-// intermediate process joins them, its child is in the guest's pid namespace. Returns what went
-// wrong ("" if nothing) once it is done; the console's master comes on `console`.
+struct SetupArgs {
+  const Launch* launch;
+  int pid1fd, tree, console, report;
+};
+
+int setup_main(void* p) {
+  const auto& a = *static_cast<const SetupArgs*>(p);
+  if (::setns(a.pid1fd, CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET) != 0) {
+    const char* msg = "setns into the guest's namespaces failed";
+    ssize_t ignored = ::write(a.report, msg, std::strlen(msg));
+    (void)ignored;
+    _exit(1);
+  }
+  run_root_setup(*a.launch, a.tree, a.console, a.report);
+}
+
+// The root's setup helper (run_root_setup) in the namespaces of PID 1 (`pid1fd`): cloned into
+// the guest's pid namespace (for /proc; this process enters it for its children only and goes
+// back at once), it joins the others itself. It shares this process's memory until it exits
+// (clone_shared): the supervisor waits for it anyway. Returns what went wrong ("" if nothing)
+// once it is done; the console's master comes on `console`.
 std::string set_up_root(const Launch& l, int pid1fd, int tree, SocketPair& console) {
   Pipe report;
-  pid_t helper = ::fork();
-  if (helper < 0) os::throw_errno("fork the root's setup helper of", l.guest);
-  if (helper == 0) {
-    report.read.reset();
-    console.mine.reset();
-    if (::setns(pid1fd, CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET) != 0) {
-      std::string msg = fmt::format("setns into the guest's namespaces: {}", std::strerror(errno));
-      ssize_t ignored = ::write(report.write.get(), msg.data(), msg.size());
-      (void)ignored;
-      _exit(1);
-    }
-    pid_t inner = ::fork();
-    if (inner == 0) run_root_setup(l, tree, console.theirs.get(), report.write.get());
-    int status = 0;
-    while (inner > 0 && ::waitpid(inner, &status, 0) < 0 && errno == EINTR) {
-    }
-    _exit(inner > 0 && WIFEXITED(status) ? WEXITSTATUS(status) : 1);
+  unique_fd own(::open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC));
+  if (!own) os::throw_errno("open", "/proc/self/ns/pid");
+  if (::setns(pid1fd, CLONE_NEWPID) != 0) os::throw_errno("setns into the guest's pid namespace", "");
+  SetupArgs args{&l, pid1fd, tree, console.theirs.get(), report.write.get()};
+  pid_t helper = -1;
+  std::string error;
+  try {
+    helper = clone_shared(setup_main, &args);
+  } catch (const std::exception& e) {
+    error = e.what();
   }
   report.write.reset();
   console.theirs.reset();
-  std::string error = read_all(report.read.get());
+  // Back for every later child of the supervisor (its own pid namespace, which it may always
+  // enter); if that failed, the start fails and the supervisor exits.
+  if (::setns(own.get(), CLONE_NEWPID) != 0 && error.empty())
+    error = fmt::format("cannot return to the host's pid namespace: {}", std::strerror(errno));
+  if (helper < 0) return error;
+  std::string why = read_all(report.read.get());
   int status = 0;
-  ::waitpid(helper, &status, 0);
-  if (error.empty() && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) error = "the guest's root could not be set up";
-  return error;
+  while (::waitpid(helper, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!error.empty()) return error;
+  if (why.empty() && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) why = "the guest's root could not be set up";
+  return why;
 }
 
 // Starts the holder, which starts PID 1 in the guest's domain; sets up the root beside it and

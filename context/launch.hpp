@@ -38,6 +38,7 @@ pid_t launch(const Launch& launch);
 // pid1.cpp: the helper that builds the guest's root, in the guest's pid (for /proc), mount, uts,
 // ipc and net namespaces but in no Landlock domain: mount tree from `root_tree` (mounts.hpp),
 // console (its master sent on `console_sock`), hostname, lo, pivot_root. Errors go to `report`.
+// It runs in the supervisor's memory (clone_shared) and frees what it allocates.
 [[noreturn]] void run_root_setup(const Launch& launch, int root_tree, int console_sock, int report);
 
 // pid1.cpp: the first process of the context, forked by the holder (in its Landlock domain) into

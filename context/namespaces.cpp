@@ -3,6 +3,7 @@
 #include <linux/sched.h>
 #include <net/if.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -26,6 +27,17 @@ pid_t clone_into(int flags, os::unique_fd& pidfd) {
   if (pid < 0) os::throw_errno("clone3 into new namespaces", "");
   if (pid > 0) pidfd.reset(fd);
   return static_cast<pid_t>(pid);
+}
+
+pid_t clone_shared(int (*fn)(void*), void* arg, int flags) {
+  constexpr size_t kStack = 1 << 20;  // touched pages only: what the child's C++ code uses
+  void* stack = ::mmap(nullptr, kStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+  if (stack == MAP_FAILED) os::throw_errno("mmap a stack for a child", "");
+  int pid = ::clone(fn, static_cast<char*>(stack) + kStack, CLONE_VM | CLONE_VFORK | flags | SIGCHLD, arg);
+  int err = errno;
+  ::munmap(stack, kStack);  // the child has exited or exec'd
+  if (pid < 0) throw os::SysError(err, "clone a child", "");
+  return pid;
 }
 
 void join_namespaces(int pidfd) {

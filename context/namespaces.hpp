@@ -19,6 +19,15 @@ constexpr int kAllNamespaces = kCloneNamespaces | CLONE_NEWCGROUP;
 // parent with `pidfd` set to its pidfd. Throws SysError.
 pid_t clone_into(int flags, os::unique_fd& pidfd);
 
+// Runs `fn(arg)` in a child that shares this process's memory until it exits or execs
+// (CLONE_VM | CLONE_VFORK, as posix_spawn does; `flags` may add namespaces), on a stack of its
+// own; this thread waits meanwhile. A fork would copy this process's page tables and fault in
+// every page either side then writes, which is most of a short child's cost on a paravirtualized
+// VM. The child must only set itself up and exec or _exit: it must free what it allocates (the
+// heap is this process's), and not change what this process keeps (no setenv, no stdio). Returns
+// the child's pid (reap it with waitpid; exit signal SIGCHLD). Throws SysError.
+pid_t clone_shared(int (*fn)(void*), void* arg, int flags = 0);
+
 // Joins every namespace of the process behind `pidfd` but its pid namespace (an exec'd command
 // is forked into that one by the guest's holder).
 void join_namespaces(int pidfd);

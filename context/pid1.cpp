@@ -56,16 +56,25 @@ void move_fd(int fd, int target, bool cloexec) {
 
 }  // namespace
 
+namespace {
+
+// Everything it allocates is freed on return: the helper shares the supervisor's heap.
+void set_up_root_here(const Launch& l, int root_tree, int console_sock) {
+  RootPlan plan{root_tree, l.pool + "/run", l.systemd, l.cgroups};
+  os::unique_fd root = prepare_root(plan);
+  Pty console = make_console(root.get());
+  send_fd(console_sock, console.master.get());
+  set_hostname(l.hostname);
+  if (l.network.mode != NetworkMode::Shared) loopback_up();  // shared: the host's lo
+  enter_root(root.get());
+}
+
+}  // namespace
+
 void run_root_setup(const Launch& l, int root_tree, int console_sock, int report) {
   try {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    RootPlan plan{root_tree, l.pool + "/run", l.systemd, l.cgroups};
-    os::unique_fd root = prepare_root(plan);
-    Pty console = make_console(root.get());
-    send_fd(console_sock, console.master.get());
-    set_hostname(l.hostname);
-    if (l.network.mode != NetworkMode::Shared) loopback_up();  // shared: the host's lo
-    enter_root(root.get());
+    set_up_root_here(l, root_tree, console_sock);
     _exit(0);
   } catch (const std::exception& e) {
     report_error(report, e.what());
