@@ -42,17 +42,36 @@ using os::unique_fd;
 constexpr const char* kPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 constexpr int kForwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGALRM};
 
-void set_environment(const ExecOptions& o, const GuestUser& u) {
-  ::clearenv();
-  ::setenv("PATH", kPath, 1);
-  ::setenv("HOME", u.home.c_str(), 1);
-  ::setenv("USER", u.name.c_str(), 1);
-  ::setenv("LOGNAME", u.name.c_str(), 1);
-  ::setenv("container", "vunify", 1);
+// The command's environment: PATH, HOME, USER, LOGNAME, container, then each -e (a key given
+// again keeps its place and takes the last value, as setenv does).
+std::vector<std::string> environment(const ExecOptions& o, const GuestUser& u) {
+  std::vector<std::string> env;
+  auto set = [&env](const std::string& key, const std::string& value) {
+    if (key.empty()) return;
+    for (auto& e : env)
+      if (e.size() > key.size() && e[key.size()] == '=' && e.compare(0, key.size(), key) == 0) {
+        e = key + "=" + value;
+        return;
+      }
+    env.push_back(key + "=" + value);
+  };
+  set("PATH", kPath);
+  set("HOME", u.home);
+  set("USER", u.name);
+  set("LOGNAME", u.name);
+  set("container", "vunify");
   for (const auto& kv : o.env) {  // with -t the caller put its TERM first
     auto eq = kv.find('=');
-    ::setenv(kv.substr(0, eq).c_str(), eq == std::string::npos ? "" : kv.substr(eq + 1).c_str(), 1);
+    set(kv.substr(0, eq), eq == std::string::npos ? "" : kv.substr(eq + 1));
   }
+  return env;
+}
+
+std::vector<char*> c_strings(std::vector<std::string>& strings) {
+  std::vector<char*> out;
+  for (auto& s : strings) out.push_back(s.data());
+  out.push_back(nullptr);
+  return out;
 }
 
 void report(int conn, const std::string& text) {
@@ -62,43 +81,54 @@ void report(int conn, const std::string& text) {
   }
 }
 
-// The command, in the guest's namespaces: session, pty, user, directory, security, exec.
-[[noreturn]] void run_command(const ExecOptions& o, const PreparedSecurity& security, int slave, int conn) {
-  try {
-    ::prctl(PR_SET_DUMPABLE, 0);
-    ::setsid();
-    if (slave >= 0) {
-      if (::ioctl(slave, TIOCSCTTY, 0) != 0) os::throw_errno("make the pty the controlling terminal", "");
-      for (int fd = 0; fd < 3; ++fd) ::dup2(slave, fd);
-      ::close(slave);
-    }
-    GuestUser u = lookup_user(o.user);
-    std::string dir = o.workdir.empty() ? u.home : o.workdir;
-    if (::chdir(dir.c_str()) != 0) {
-      if (!o.workdir.empty()) os::throw_errno("cannot change to the directory", o.workdir);
-      if (::chdir("/") != 0) os::throw_errno("chdir", "/");
-    }
-    set_environment(o, u);
-    std::vector<std::string> args = o.command.empty() ? std::vector<std::string>{u.shell, "-l"} : o.command;
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    if (conn != 3 && ::dup2(conn, 3) < 0) os::throw_errno("dup2", "");
-    conn = 3;
-    ::fcntl(conn, F_SETFD, FD_CLOEXEC);
-    ::close_range(4, ~0U, 0);
-    PreparedSecurity own = security;
-    own.profile.landlock = false;  // the holder's domain, the guest's
-    apply_security(own);
-    if (::setgroups(u.groups.size(), u.groups.data()) != 0) os::throw_errno("setgroups for", u.name);
-    if (::setgid(u.gid) != 0) os::throw_errno("setgid for", u.name);
-    if (::setuid(u.uid) != 0) os::throw_errno("setuid for", u.name);
-    ::execvp(argv[0], argv.data());
-    report(conn, fmt::format("cannot run {} in the guest: {}", args[0], std::strerror(errno)));
-  } catch (const std::exception& e) {
-    report(conn, e.what());
+// The command, in the guest's namespaces: session, pty, user, directory, environment and
+// arguments (into `image`), security. Frees everything else it allocates: the child runs in
+// the holder's memory (clone_shared).
+void set_up_command(const ExecOptions& o, const PreparedSecurity& security, int slave, ExecImage& image) {
+  ::prctl(PR_SET_DUMPABLE, 0);
+  ::setsid();
+  if (slave >= 0) {
+    if (::ioctl(slave, TIOCSCTTY, 0) != 0) os::throw_errno("make the pty the controlling terminal", "");
+    for (int fd = 0; fd < 3; ++fd) ::dup2(slave, fd);
+    ::close(slave);
   }
-  _exit(127);
+  GuestUser u = lookup_user(o.user);
+  std::string dir = o.workdir.empty() ? u.home : o.workdir;
+  if (::chdir(dir.c_str()) != 0) {
+    if (!o.workdir.empty()) os::throw_errno("cannot change to the directory", o.workdir);
+    if (::chdir("/") != 0) os::throw_errno("chdir", "/");
+  }
+  image.env = environment(o, u);
+  image.args = o.command.empty() ? std::vector<std::string>{u.shell, "-l"} : o.command;
+  image.envp = c_strings(image.env);
+  image.argv = c_strings(image.args);
+  if (image.conn != 3 && ::dup2(image.conn, 3) < 0) os::throw_errno("dup2", "");
+  image.conn = 3;
+  ::fcntl(image.conn, F_SETFD, FD_CLOEXEC);
+  ::close_range(4, ~0U, 0);
+  PreparedSecurity own = security;
+  own.profile.landlock = false;  // the holder's domain, the guest's
+  apply_security(own);
+  if (::setgroups(u.groups.size(), u.groups.data()) != 0) os::throw_errno("setgroups for", u.name);
+  if (::setgid(u.gid) != 0) os::throw_errno("setgid for", u.name);
+  if (::setuid(u.uid) != 0) os::throw_errno("setuid for", u.name);
+}
+
+// Joins the guest (cgroups, limits, namespaces) and takes the caller's stdio or a pty.
+void set_up_child(const ExecChild& c) {
+  join_cgroups(c.procs);
+  apply_process_limits(::getpid(), c.limits);
+  join_namespaces(c.pid1fd);
+  int slave = -1;
+  if (c.options.tty) {
+    Pty pty = open_pty("/dev/ptmx");
+    send_message(c.conn, 'T', "", {pty.master.get()});
+    slave = pty.slave.release();
+  } else {
+    for (int fd = 0; fd < 3; ++fd)
+      if (::dup2(c.stdio.at(static_cast<size_t>(fd)), fd) < 0) os::throw_errno("dup2 the caller's stdio", "");
+  }
+  set_up_command(c.options, c.security, slave, c.image);
 }
 
 // Output of the pty until it hangs up or stays quiet for 50 ms.
@@ -165,23 +195,22 @@ struct Caller {
 
 }  // namespace
 
-void run_exec_child(const ExecChild& c) {
+int run_exec_child(void* arg) {
+  const ExecChild& c = *static_cast<const ExecChild*>(arg);
+  ExecImage& image = c.image;
+  image.conn = c.conn;
   try {
-    join_cgroups(c.procs);
-    apply_process_limits(::getpid(), c.limits);
-    join_namespaces(c.pid1fd);
-    int slave = -1;
-    if (c.options.tty) {
-      Pty pty = open_pty("/dev/ptmx");
-      send_message(c.conn, 'T', "", {pty.master.get()});
-      slave = pty.slave.release();
-    } else {
-      for (int fd = 0; fd < 3; ++fd)
-        if (::dup2(c.stdio.at(static_cast<size_t>(fd)), fd) < 0) os::throw_errno("dup2 the caller's stdio", "");
-    }
-    run_command(c.options, c.security, slave, c.conn);
+    set_up_child(c);
   } catch (const std::exception& e) {
-    report(c.conn, e.what());
+    report(image.conn, e.what());
+    image.argv.clear();
+  }
+  if (!image.argv.empty()) {
+    // execvp searches the command's PATH; the holder puts its own environment back (clone_shared
+    // shares it) once this process has exec'd.
+    environ = image.envp.data();
+    ::execvp(image.argv[0], image.argv.data());
+    report(image.conn, fmt::format("cannot run {} in the guest: {}", image.args[0], std::strerror(errno)));
   }
   _exit(127);
 }

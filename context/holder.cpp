@@ -75,13 +75,21 @@ void start_session(Serving& s, unique_fd conn) {
   }
   std::vector<int> stdio;
   for (const auto& fd : m->fds) stdio.push_back(fd.get());
-  pid_t child = ::fork();  // into the guest's pid namespace (setns in run_holder)
-  if (child == 0) {
-    ExecChild c{options, s.launch.security, limits, conn.get(), stdio, s.fds.pid1.procs, s.pid1fd};
-    run_exec_child(c);
+  pid_t child = -1;
+  {
+    // Into the guest's pid namespace (setns in run_holder), in this process's memory until it
+    // has exec'd: the holder waits meanwhile, then frees `image` and takes its environment back.
+    ExecImage image;
+    ExecChild c{options, s.launch.security, limits, conn.get(), stdio, s.fds.pid1.procs, s.pid1fd, image};
+    char** own_environment = environ;
+    try {
+      child = clone_shared(run_exec_child, &c);
+    } catch (const std::exception& e) {
+      tell(conn.get(), 'E', fmt::format("cannot start the command in the guest: {}", e.what()));
+    }
+    environ = own_environment;
   }
   if (child < 0) {
-    tell(conn.get(), 'E', fmt::format("cannot fork in the guest: {}", std::strerror(errno)));
     tell(conn.get(), 'X', "127");
     return;
   }
