@@ -98,6 +98,16 @@ bool remove_tree(const std::string& dir) {
   return ::rmdir(dir.c_str()) == 0 || errno == ENOENT;
 }
 
+// True if `parent` (the vunify/ directory above `d`) is a cpuset: the v1 cpuset hierarchy, or
+// a cgroup2 directory with the cpuset controller.
+bool is_cpuset(const CgroupDir& d, const std::string& parent) {
+  if (!d.v2) return d.has("cpuset");
+  std::ifstream in(parent + "/cgroup.controllers");
+  for (std::string c; in >> c;)
+    if (c == "cpuset") return true;
+  return false;
+}
+
 }  // namespace
 
 void write_cgroup_file(const std::string& path, const std::string& text) {
@@ -134,7 +144,10 @@ GuestCgroups create_dirs(const std::string& leaf, bool (*wanted)(const Hierarchy
       for (int attempt = 0;; ++attempt) {
         bool fresh_parent = ::mkdir(parent.c_str(), 0755) == 0;
         if (!fresh_parent && errno != EEXIST) os::throw_errno("create cgroup", parent);
-        if (fresh_parent && !h.v2) prepare_v1_dir(CgroupDir{h.mount, h.options, parent, false});
+        // A kept cpuset parent (remove()) takes its parent's cpus and mems again: v1 does not give
+        // a child back a CPU that went offline and came back.
+        CgroupDir p{h.mount, h.options, parent, h.v2};
+        if (!h.v2 && (fresh_parent || p.has("cpuset"))) prepare_v1_dir(p);
         if (h.v2) enable_v2_controllers(parent);
         if (::mkdir(d.dir.c_str(), 0755) == 0) break;
         if (errno == ENOENT && attempt == 0) continue;
@@ -213,8 +226,12 @@ bool GuestCgroups::remove() const {
   bool all = true;
   for (const auto& d : dirs_) {
     all = remove_tree(d.dir) && all;
-    // The shared vunify/ parent too once no guest is left in it (EBUSY/ENOTEMPTY otherwise).
-    ::rmdir(d.dir.substr(0, d.dir.rfind('/')).c_str());
+    // The shared vunify/ parent too once no guest is left in it (EBUSY/ENOTEMPTY otherwise),
+    // but not where it is a cpuset: the host's first cpuset cgroup switches the kernel's cpuset
+    // checks on (patching kernel text, ~6 ms of CPU on this VM) and its removal off again, so
+    // each one-shot start paid that twice. An empty vunify/ stays in that hierarchy.
+    std::string parent = d.dir.substr(0, d.dir.rfind('/'));
+    if (!is_cpuset(d, parent)) ::rmdir(parent.c_str());
   }
   return all;
 }
