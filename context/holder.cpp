@@ -129,23 +129,34 @@ void run_holder(const Launch& l, const HolderFds& fds) {
   ::prctl(PR_SET_NAME, "vunify-hold");
   ::prctl(PR_SET_DUMPABLE, 0);
   unique_fd pid1fd;
-  pid_t pid1 = -1;
   try {
     enter_guest_domain(fds.root_tree);
     ::close(fds.root_tree);
     // Shared network mode: PID 1 stays in the host's network namespace.
     bool shared = l.network.mode == NetworkMode::Shared;
-    pid1 = clone_into(shared ? kCloneNamespaces & ~CLONE_NEWNET : kCloneNamespaces, pid1fd);
-    if (pid1 == 0) {
-      ::close(fds.listen);
-      ::close(fds.control);
-      run_pid1(l, fds.pid1);
+    pid_t pid1 = -1;
+    {
+      // PID 1 runs in this process's memory until it has exec'd (it sends the supervisor its
+      // pidfd itself); its argv and environment are freed here afterwards.
+      Pid1Image image;
+      Pid1Start start{l, fds.pid1, fds.control, fds.listen, image};
+      pid1 = clone_shared(run_pid1, &start, shared ? kCloneNamespaces & ~CLONE_NEWNET : kCloneNamespaces);
     }
+    pid1fd.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid1, 0)));  // its parent: not reaped yet
+    if (!pid1fd) os::throw_errno("pidfd_open", "PID 1");
     for (int fd : {fds.pid1.go, fds.pid1.report, fds.pid1.self})
       if (fd >= 0) ::close(fd);
-    // Every later fork (the exec'd commands) goes into the guest's pid namespace.
-    if (::setns(pid1fd.get(), CLONE_NEWPID) != 0) os::throw_errno("setns into the guest's pid namespace", "");
-    send_message(fds.control, 'P', std::to_string(pid1), {pid1fd.get()});
+    // Every later fork (the exec'd commands) goes into the guest's pid namespace. A command
+    // that ended at once took its namespaces with it: nothing to serve then.
+    if (::setns(pid1fd.get(), CLONE_NEWPID) != 0) {
+      pollfd p{pid1fd.get(), POLLIN, 0};
+      if (::poll(&p, 1, 0) == 1) {
+        ::close(fds.control);
+        ::close(fds.listen);
+        _exit(reap(pid1fd.get()) & 0xff);
+      }
+      os::throw_errno("setns into the guest's pid namespace", "");
+    }
   } catch (const std::exception& e) {
     tell(fds.control, 'E', e.what());
     if (pid1fd) ::syscall(SYS_pidfd_send_signal, pid1fd.get(), SIGKILL, nullptr, 0);

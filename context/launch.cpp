@@ -184,7 +184,8 @@ RunState start_pid1(const Launch& l, unique_fd& holder_fd, unique_fd& console_ou
   }
   if (!m || m->type != 'P' || m->fds.empty()) fail(m && m->type == 'E' ? m->data : "the guest's holder died before PID 1 started");
   pid1fd = std::move(m->fds[0]);
-  pid_t pid = std::stoi(m->data);
+  pid_t pid = pid_of(pid1fd.get());
+  if (pid <= 0) fail("PID 1 died before it started");
   try {
     apply_process_limits(pid, l.limits);  // RLIMIT_MEMLOCK before PID 1 runs the guest's code
   } catch (const std::exception& e) {

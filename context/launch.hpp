@@ -48,7 +48,21 @@ struct Pid1Fds {
   std::vector<int> procs;
   int go = -1, report = -1, self = -1;
 };
-[[noreturn]] void run_pid1(const Launch& launch, const Pid1Fds& fds);
+// What PID 1 execs (argv, environment): filled by PID 1, freed by the holder once it has exec'd.
+struct Pid1Image {
+  std::vector<std::string> args, env;
+  std::vector<char*> argv, envp;
+};
+// PID 1 starts in the holder's memory (clone_shared): the holder waits until it has exec'd, so
+// PID 1 itself sends its pidfd ('P') to the supervisor on `control`, and closes `control` and
+// `listen` in its own fd table.
+struct Pid1Start {
+  const Launch& launch;
+  const Pid1Fds& fds;
+  int control, listen;
+  Pid1Image& image;
+};
+int run_pid1(void* start);  // clone_shared's fn: execs, or exits 1 after a report
 
 // holder.cpp: the guest's holder (holder.hpp), forked by the supervisor. Never returns; exits
 // with PID 1's status.

@@ -2,6 +2,7 @@
 
 #include <linux/sched.h>
 #include <net/if.h>
+#include <fcntl.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -9,7 +10,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -42,6 +46,19 @@ pid_t clone_shared(int (*fn)(void*), void* arg, int flags) {
 
 void join_namespaces(int pidfd) {
   if (::setns(pidfd, kAllNamespaces & ~CLONE_NEWPID) != 0) os::throw_errno("setns into the guest's namespaces", "");
+}
+
+pid_t pid_of(int pidfd) {
+  char path[64], buf[1024];
+  std::snprintf(path, sizeof path, "/proc/self/fdinfo/%d", pidfd);
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return 0;
+  buf[n] = 0;
+  const char* line = std::strstr(buf, "\nPid:");
+  return line ? static_cast<pid_t>(std::max(0L, std::strtol(line + 5, nullptr, 10))) : 0;
 }
 
 uint64_t pid_namespace_of(pid_t pid) {

@@ -32,6 +32,9 @@ pid_t clone_shared(int (*fn)(void*), void* arg, int flags = 0);
 // is forked into that one by the guest's holder).
 void join_namespaces(int pidfd);
 
+// The pid (in this process's pid namespace) of the process behind `pidfd`; 0 if it has exited.
+pid_t pid_of(int pidfd);
+
 // Inode of /proc/PID/ns/pid (0 if unreadable): the context id.
 uint64_t pid_namespace_of(pid_t pid);
 

@@ -16,6 +16,7 @@
 
 #include "context/cgroup.hpp"
 #include "context/console.hpp"
+#include "context/holder_protocol.hpp"
 #include "context/init.hpp"
 #include "context/launch.hpp"
 #include "context/mounts.hpp"
@@ -40,13 +41,6 @@ void set_stdio(int console) {
   ::close(null);
 }
 
-std::vector<char*> c_argv(const std::vector<std::string>& args, std::vector<std::string>& storage) {
-  storage = args;
-  std::vector<char*> out;
-  for (auto& s : storage) out.push_back(s.data());
-  out.push_back(nullptr);
-  return out;
-}
 
 // Moves `fd` to `target` keeping (or not) close-on-exec.
 void move_fd(int fd, int target, bool cloexec) {
@@ -82,48 +76,78 @@ void run_root_setup(const Launch& l, int root_tree, int console_sock, int report
   _exit(1);
 }
 
-void run_pid1(const Launch& l, const Pid1Fds& fds) {
-  int report = fds.report;
+namespace {
+
+std::vector<char*> c_strings(std::vector<std::string>& strings) {
+  std::vector<char*> out;
+  for (auto& s : strings) out.push_back(s.data());
+  out.push_back(nullptr);
+  return out;
+}
+
+// Everything but the exec; what the exec takes goes into `start.image`, everything else it
+// allocates is freed on return (PID 1 runs in the holder's memory until it execs).
+void set_up_pid1(const Pid1Start& start, int& report) {
+  const Launch& l = start.launch;
+  const Pid1Fds& fds = start.fds;
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  ::prctl(PR_SET_DUMPABLE, 0);  // no /proc/1/exe to the host binary before exec
+  {
+    os::unique_fd self(static_cast<int>(::syscall(SYS_pidfd_open, ::getpid(), 0)));
+    if (!self) os::throw_errno("pidfd_open", "PID 1");
+    send_message(start.control, 'P', "", {self.get()});
+  }
+  ::close(start.control);
+  ::close(start.listen);
+  join_cgroups(fds.procs);
+  for (int fd : fds.procs) ::close(fd);
+  if (::unshare(CLONE_NEWCGROUP) != 0) os::throw_errno("unshare the cgroup namespace", "");
+  char byte;
+  if (::read(fds.go, &byte, 1) != 1) throw os::UserError("");  // the supervisor gave up
+  ::prctl(PR_SET_PDEATHSIG, 0);
+  os::unique_fd console(::open("/dev/console", O_RDWR | O_NOCTTY | O_CLOEXEC));
+  if (!console) os::throw_errno("open", "/dev/console (in the guest)");
+  set_stdio(console.get());
+  console.reset();
+  Pid1Image& image = start.image;
+  image.env = {"container=vunify", std::string("PATH=") + kPath, "HOME=/"};
+  if (l.systemd) image.env.push_back("TERM=vt220");
+  image.args = l.argv;
+  if (l.own_init) image.args.insert(image.args.begin(), std::string(kInitName));
+  image.envp = c_strings(image.env);
+  image.argv = c_strings(image.args);
+  // Only the report pipe (init's fd 3, or closed by a successful exec) and the vunify copy
+  // survive; close_range drops everything else.
+  move_fd(report, kInitReportFd, !l.own_init);
+  if (l.own_init) move_fd(fds.self, kInitReportFd + 1, true);
+  ::close_range(l.own_init ? kInitReportFd + 2 : kInitReportFd + 1, ~0U, 0);
+  report = kInitReportFd;
+  PreparedSecurity security = l.security;
+  security.profile.landlock = false;  // the holder's domain, shared with every exec'd command
+  apply_security(security);
+}
+
+}  // namespace
+
+int run_pid1(void* arg) {
+  const Pid1Start& start = *static_cast<const Pid1Start*>(arg);
+  Pid1Image& image = start.image;
+  int report = start.fds.report;
   try {
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    ::prctl(PR_SET_DUMPABLE, 0);  // no /proc/1/exe to the host binary before exec
-    join_cgroups(fds.procs);
-    for (int fd : fds.procs) ::close(fd);
-    if (::unshare(CLONE_NEWCGROUP) != 0) os::throw_errno("unshare the cgroup namespace", "");
-    char byte;
-    if (::read(fds.go, &byte, 1) != 1) _exit(1);  // the supervisor gave up
-    ::prctl(PR_SET_PDEATHSIG, 0);
-    os::unique_fd console(::open("/dev/console", O_RDWR | O_NOCTTY | O_CLOEXEC));
-    if (!console) os::throw_errno("open", "/dev/console (in the guest)");
-    set_stdio(console.get());
-    console.reset();
-    ::clearenv();
-    ::setenv("container", "vunify", 1);
-    ::setenv("PATH", kPath, 1);
-    ::setenv("HOME", "/", 1);
-    if (l.systemd) ::setenv("TERM", "vt220", 1);
-    // Only the report pipe (init's fd 3, or closed by a successful exec) and the vunify copy
-    // survive; close_range drops everything else.
-    move_fd(report, kInitReportFd, !l.own_init);
-    if (l.own_init) move_fd(fds.self, kInitReportFd + 1, true);
-    ::close_range(l.own_init ? kInitReportFd + 2 : kInitReportFd + 1, ~0U, 0);
-    report = kInitReportFd;
-    PreparedSecurity security = l.security;
-    security.profile.landlock = false;  // the holder's domain, shared with every exec'd command
-    apply_security(security);
-    std::vector<std::string> storage;
-    if (l.own_init) {
-      std::vector<std::string> args{std::string(kInitName)};
-      args.insert(args.end(), l.argv.begin(), l.argv.end());
-      auto argv = c_argv(args, storage);
-      ::syscall(SYS_execveat, kInitReportFd + 1, "", argv.data(), environ, AT_EMPTY_PATH);
-      throw os::SysError(errno, "exec vunify's init", "memfd:vunify-init");
-    }
-    auto argv = c_argv(l.argv, storage);
-    ::execv(argv[0], argv.data());
-    throw os::SysError(errno, "cannot run the guest's init", l.argv[0]);
+    set_up_pid1(start, report);
   } catch (const std::exception& e) {
-    report_error(report, e.what());
+    if (*e.what()) report_error(report, e.what());
+    image.argv.clear();
+  }
+  if (!image.argv.empty()) {
+    if (start.launch.own_init)
+      ::syscall(SYS_execveat, kInitReportFd + 1, "", image.argv.data(), image.envp.data(), AT_EMPTY_PATH);
+    else
+      ::execve(image.argv[0], image.argv.data(), image.envp.data());
+    int err = errno;
+    report_error(report, os::SysError(err, start.launch.own_init ? "exec vunify's init" : "cannot run the guest's init",
+                                      start.launch.own_init ? "memfd:vunify-init" : start.launch.argv.at(0))
+                             .what());
   }
   _exit(1);
 }
