@@ -190,6 +190,47 @@ TEST_CASE("context: exec passes exit status, environment, user and directory", "
   CHECK(g.sh("id -u; pwd").out == "0\n/\n");
 }
 
+namespace {
+
+// A field of /proc/PID/status in kB (-1 if missing).
+long status_kb(pid_t pid, const std::string& field) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind(field + ":", 0) == 0) return std::stol(line.substr(field.size() + 1));
+  return -1;
+}
+
+}  // namespace
+
+TEST_CASE("context: exec'd commands start in the holder's memory and leave nothing of it behind", "[context][exec]") {
+  VUNIFY_REQUIRE_CONTEXT();
+  ContextGuest g("execmem");
+  g.ok("start " + g.name + " -- /bin/sleep 1000");
+  auto s = g.state();
+  REQUIRE(s);
+  pid_t sup = s->supervisor;
+  std::string children = read_file("/proc/" + std::to_string(sup) + "/task/" + std::to_string(sup) + "/children");
+  pid_t holder = static_cast<pid_t>(std::atoi(children.c_str()));
+  REQUIRE(holder > 0);
+  REQUIRE(read_file("/proc/" + std::to_string(holder) + "/comm") == "vunify-hold\n");
+  // -e, -u, a failing command and a missing user: every path of the child's setup
+  std::string loop = "for i in $(seq 40); do " + std::string(VUNIFY_BIN) + " --pool '" + g.pool + "' exec " +
+                     "-e K$i=v -u nobody -w / " + g.name + " -- true; " + std::string(VUNIFY_BIN) + " --pool '" + g.pool +
+                     "' exec " + g.name + " -- /no/such; " + std::string(VUNIFY_BIN) + " --pool '" + g.pool +
+                     "' exec -u nosuchuser " + g.name + " -- true; done >/dev/null 2>&1";
+  run(loop);  // warm-up: the heap reaches its working size
+  long before = status_kb(holder, "VmData");
+  run(loop);
+  run(loop);
+  long after = status_kb(holder, "VmData");
+  INFO("holder VmData " << before << " kB -> " << after << " kB after 240 more execs");
+  CHECK(before > 0);
+  CHECK(after - before < 200);  // a leak of 1 kB per exec would be 240 kB
+  // the holder's own environment is back after each exec (execvp saw the command's PATH)
+  CHECK(g.sh("echo $PATH", "-e PATH=/bin").out == "/bin\n");
+  CHECK(g.sh("true").status == 0);
+}
+
 TEST_CASE("context: exec -t gives a pty of the guest's devpts", "[context][exec]") {
   VUNIFY_REQUIRE_CONTEXT();
   ContextGuest g("tty");
