@@ -14,8 +14,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
+#include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <optional>
@@ -96,8 +98,9 @@ struct SetupArgs {
 int setup_main(void* p) {
   const auto& a = *static_cast<const SetupArgs*>(p);
   if (::setns(a.pid1fd, CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET) != 0) {
-    const char* msg = "setns into the guest's namespaces failed";
-    ssize_t ignored = ::write(a.report, msg, std::strlen(msg));
+    char msg[160];  // no heap: it is the supervisor's
+    int n = std::snprintf(msg, sizeof msg, "setns into the guest's namespaces: %s", std::strerror(errno));
+    ssize_t ignored = ::write(a.report, msg, static_cast<size_t>(std::max(n, 0)));
     (void)ignored;
     _exit(1);
   }
@@ -112,8 +115,8 @@ int setup_main(void* p) {
 std::string set_up_root(const Launch& l, int pid1fd, int tree, SocketPair& console) {
   Pipe report;
   unique_fd own(::open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC));
-  if (!own) os::throw_errno("open", "/proc/self/ns/pid");
-  if (::setns(pid1fd, CLONE_NEWPID) != 0) os::throw_errno("setns into the guest's pid namespace", "");
+  if (!own) return fmt::format("open /proc/self/ns/pid: {}", std::strerror(errno));
+  if (::setns(pid1fd, CLONE_NEWPID) != 0) return fmt::format("setns into the guest's pid namespace: {}", std::strerror(errno));
   SetupArgs args{&l, pid1fd, tree, console.theirs.get(), report.write.get()};
   pid_t helper = -1;
   std::string error;

@@ -89,7 +89,9 @@ Launch plan_launch(const std::string& pool_root, const std::string& guest, const
   return l;
 }
 
-void start_locked(const std::string& pool_root, const std::string& guest, const std::vector<std::string>& command) {
+// `view_live`: the view was mounted and served when start looked (before the lock).
+void start_locked(const std::string& pool_root, const std::string& guest, const std::vector<std::string>& command,
+                  bool view_live) {
   if (auto s = read_state(pool_root, guest)) {
     if (live_pid1(*s))
       throw UserError(fmt::format("guest {} is already running (PID 1 is host pid {}); stop it first with 'vunify stop {}'",
@@ -103,7 +105,7 @@ void start_locked(const std::string& pool_root, const std::string& guest, const 
   check_network(cfg.network, config_path(pool_root, guest));
   std::string view = pool_root + "/guests/" + guest;
   bool mounted = false;
-  if (fs::mount_state(view) != fs::MountState::Live) {
+  if (!view_live && fs::mount_state(view) != fs::MountState::Live) {
     fs::mount_guests(pool_root, {guest}, false, fs::MountOptions{});
     mounted = true;
   }
@@ -145,9 +147,10 @@ void start(const std::string& pool_root, const std::string& guest, const std::ve
   // refuses a mounted guest): the pool's index is opened only when the view is not mounted
   // (mounting it opens the index anyway).
   unify::Pool::check_name(guest, "guest");
-  if (fs::mount_state(pool_root + "/guests/" + guest) != fs::MountState::Live) check_guest(pool_root, guest);
+  bool view_live = fs::mount_state(pool_root + "/guests/" + guest) == fs::MountState::Live;
+  if (!view_live) check_guest(pool_root, guest);
   GuestLock lock(pool_root, guest);
-  start_locked(pool_root, guest, command);
+  start_locked(pool_root, guest, command, view_live);
 }
 
 void start_all(const std::string& pool_root) {
