@@ -7,8 +7,8 @@
 // - is outside the guest's pid namespace (the guest cannot name it) and outside its cgroups,
 //   non-dumpable, and listens only on POOL/run/NAME.sock, a root-only socket outside the guest's
 //   root: nothing in the guest can reach it;
-// - serves `exec` (holder_protocol.hpp): forks the command into the guest's pid namespace,
-//   sends its pidfd, and its exit status once it has reaped it;
+// - serves `exec` (holder_protocol.hpp): starts the command in the guest's pid namespace
+//   (clone_shared), sends its pidfd, and its exit status once it has reaped it;
 // - exits when PID 1 exits (the kernel kills the rest of the pid namespace), with PID 1's
 //   status, so it never keeps a stopped guest alive.
 #pragma once

@@ -41,7 +41,7 @@ pid_t launch(const Launch& launch);
 // It runs in the supervisor's memory (clone_shared) and frees what it allocates.
 [[noreturn]] void run_root_setup(const Launch& launch, int root_tree, int console_sock, int report);
 
-// pid1.cpp: the first process of the context, forked by the holder (in its Landlock domain) into
+// pid1.cpp: the first process of the context, started by the holder (in its Landlock domain) into
 // fresh namespaces. `procs`: the guest's cgroup.procs files (cgroup.hpp open_procs); `go` is
 // readable once the root is ready; errors go to `report`; `self` is the sealed vunify-init.
 struct Pid1Fds {
