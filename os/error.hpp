@@ -9,10 +9,14 @@ namespace vunify::os {
 class SysError : public std::runtime_error {
  public:
   SysError(int err, std::string what, std::string path);
+  // A SysError whose message is already made (one that crossed from the archive module).
+  static SysError with_message(int err, std::string path, const std::string& message);
   int err() const { return err_; }
   const std::string& path() const { return path_; }
 
  private:
+  struct Made {};
+  SysError(Made, int err, std::string path, const std::string& message);
   int err_;
   std::string path_;
 };

@@ -18,6 +18,10 @@
 #include "unify/pool.hpp"
 #include "unify/store.hpp"
 
+namespace vunify::archive {
+struct ImportLimits;
+}  // namespace vunify::archive
+
 namespace vunify::unify {
 
 struct TemplateInfo {
@@ -100,7 +104,7 @@ struct IngestStats {
 };
 IngestStats ingest_tree(Pool& pool, int src_root_fd, TemplateBuilder& builder, const os::Progress& progress = {});
 
-struct ImportLimits;
+using archive::ImportLimits;  // archive/api.hpp
 struct ImportResult {
   uint64_t entries = 0, files = 0, bytes = 0, archive_bytes = 0;
   uint64_t new_objects = 0, shared_files = 0;  // files adopted / linked to existing objects

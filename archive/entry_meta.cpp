@@ -1,4 +1,4 @@
-#include "unify/archive_entry_meta.hpp"
+#include "archive/entry_meta.hpp"
 
 #include <fmt/format.h>
 
@@ -9,7 +9,7 @@
 
 #include "os/error.hpp"
 
-namespace vunify::unify::archive_detail {
+namespace vunify::archive {
 
 const char* zeros() {
   static const std::vector<char> z(kZeroChunk, '\0');
@@ -96,4 +96,4 @@ os::Xattrs entry_xattrs(archive_entry* e) {
   return out;
 }
 
-}  // namespace vunify::unify::archive_detail
+}  // namespace vunify::archive

@@ -12,12 +12,12 @@
 #include <thread>
 #include <vector>
 
+#include "archive/api.hpp"
 #include "os/unique_fd.hpp"
 #include "os/xattrs.hpp"
 #include "unify/hash.hpp"
-#include "unify/templates.hpp"
 
-namespace vunify::unify::archive_detail {
+namespace vunify::archive {
 
 // A directory fd shared by the files extracted into it (and the cache that opened it).
 using SharedDir = std::shared_ptr<const os::unique_fd>;
@@ -29,16 +29,16 @@ struct PlaceJob {
   std::string name, rel;  // entry in `dir`; path in the template (for messages)
   struct stat st {};      // mode, owner and times to give it
   os::Xattrs xattrs;
-  Hash128 content;
+  unify::Hash128 content;
 };
 
-// On its own thread, per file: sets the metadata, reads the real key (fstat, xattrs as stored)
-// and calls ObjectSink::place, which makes the file a link to a store object. Uses the sink
-// (and so the index) only from that thread. Wakes the thread once per batch of files, not per
+// On its own thread, per file: sets the metadata and calls the target's place(), which makes the
+// file a link to a store object (vunify reads its real key: fstat, xattrs as stored). Calls
+// place() (and so the index) only from that thread. Wakes the thread once per batch of files, not per
 // file, and holds at most kMaxUnfinished files (two fds each) at a time.
 class FilePlacer {
  public:
-  explicit FilePlacer(ObjectSink& sink);
+  explicit FilePlacer(const ImportTarget& target);
   ~FilePlacer();  // stops the thread; unfinished files are left as they are (still 0600)
   FilePlacer(const FilePlacer&) = delete;
   FilePlacer& operator=(const FilePlacer&) = delete;
@@ -57,7 +57,7 @@ class FilePlacer {
   bool done_one(std::unique_lock<std::mutex>& lock, std::exception_ptr err);
   void wait_until(std::unique_lock<std::mutex>& lock, size_t unfinished_at_most);
 
-  ObjectSink& sink_;
+  const ImportTarget& target_;
   std::mutex mu_;
   std::condition_variable has_work_, has_room_;
   std::vector<PlaceJob> pending_;
@@ -68,4 +68,4 @@ class FilePlacer {
   std::thread thread_;  // last: started once everything it uses exists
 };
 
-}  // namespace vunify::unify::archive_detail
+}  // namespace vunify::archive

@@ -1,14 +1,12 @@
-#include "unify/archive_placer.hpp"
+#include "archive/placer.hpp"
 
 #include <utility>
 
 #include "os/copy.hpp"
-#include "os/error.hpp"
-#include "unify/file_key.hpp"
 
-namespace vunify::unify::archive_detail {
+namespace vunify::archive {
 
-FilePlacer::FilePlacer(ObjectSink& sink) : sink_(sink), thread_([this] { work(); }) {}
+FilePlacer::FilePlacer(const ImportTarget& target) : target_(target), thread_([this] { work(); }) {}
 
 FilePlacer::~FilePlacer() {
   {
@@ -45,10 +43,9 @@ void FilePlacer::wait_until(std::unique_lock<std::mutex>& lock, size_t unfinishe
 
 void FilePlacer::finish(PlaceJob& job) {
   os::copy_file_metadata(job.file.get(), job.st, job.xattrs, job.rel);
-  struct stat real {};
-  if (::fstat(job.file.get(), &real) != 0) os::throw_errno("stat", job.rel);
-  os::Xattrs stored = job.xattrs.empty() ? os::Xattrs{} : os::read_xattrs(job.file.get(), job.rel);
-  sink_.place(job.file.get(), file_key(job.content, real, stored, true), job.dir->get(), job.name, job.rel);
+  Error err;
+  if (!target_.place(target_.ctx, job.file.get(), job.content, !job.xattrs.empty(), job.dir->get(), job.name, job.rel, &err))
+    throw_error(err);
 }
 
 // Books one finished file (under the lock); false if the thread must stop working on its batch.
@@ -92,4 +89,4 @@ void FilePlacer::work() {
   }
 }
 
-}  // namespace vunify::unify::archive_detail
+}  // namespace vunify::archive

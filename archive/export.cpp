@@ -12,20 +12,17 @@
 #include <utility>
 #include <vector>
 
+#include "archive/archive.hpp"
+#include "archive/entry_meta.hpp"
 #include "os/error.hpp"
 #include "os/walk.hpp"
 #include "os/xattrs.hpp"
-#include "unify/archive.hpp"
-#include "unify/archive_entry_meta.hpp"
 
-namespace vunify::unify {
+namespace vunify::archive {
 
 using os::throw_errno;
 using os::unique_fd;
 using os::UserError;
-using archive_detail::ArchivePtr;
-using archive_detail::kZeroChunk;
-using archive_detail::zeros;
 
 namespace {
 
@@ -202,4 +199,4 @@ ExportStats export_tree(int root_fd, const LinkGroups& links, int out_fd, const 
   return ex.stats;
 }
 
-}  // namespace vunify::unify
+}  // namespace vunify::archive

@@ -6,9 +6,9 @@
 #include <cstdint>
 #include <string>
 
-#include "unify/archive.hpp"
+#include "archive/archive.hpp"
 
-namespace vunify::unify::archive_detail {
+namespace vunify::archive {
 
 class ImportBudget {
  public:
@@ -33,4 +33,4 @@ class ImportBudget {
   uint64_t unchecked_bytes_ = 0, free_bytes_ = 0;  // free space: statfs every 64 MiB or when short
 };
 
-}  // namespace vunify::unify::archive_detail
+}  // namespace vunify::archive

@@ -18,20 +18,20 @@
 #include <utility>
 #include <vector>
 
+#include "archive/archive.hpp"
+#include "archive/entry_meta.hpp"
+#include "archive/limits.hpp"
+#include "archive/placer.hpp"
 #include "os/copy.hpp"
 #include "os/error.hpp"
 #include "os/walk.hpp"
-#include "unify/archive.hpp"
-#include "unify/archive_entry_meta.hpp"
-#include "unify/archive_limits.hpp"
-#include "unify/archive_placer.hpp"
 
-namespace vunify::unify {
+namespace vunify::archive {
 
 using os::throw_errno;
 using os::unique_fd;
 using os::UserError;
-using namespace archive_detail;
+using unify::Hash128;
 
 namespace {
 
@@ -57,8 +57,8 @@ struct HashState {
 
 class Importer {
  public:
-  Importer(struct archive* a, const std::string& label, TemplateBuilder& b, const ImportLimits& lim)
-      : a_(a), label_(label), b_(b), root_(b.root_fd()), budget_(lim, label, b.root_fd()), placer_(b.sink()) {
+  Importer(struct archive* a, const std::string& label, const ImportTarget& t, const ImportLimits& lim)
+      : a_(a), label_(label), links_(*t.links), root_(t.root_fd), budget_(lim, label, t.root_fd), placer_(t) {
     if (!hash_.p) throw std::bad_alloc();
     dirs_[""] = DirMeta{};
   }
@@ -85,7 +85,7 @@ class Importer {
 
   struct archive* a_;
   std::string label_;
-  TemplateBuilder& b_;
+  LinkGroups& links_;
   int root_;
   ImportBudget budget_;
   ImportStats stats_;
@@ -234,9 +234,9 @@ void Importer::make_hardlink(const std::string& rel, int dirfd, const std::strin
   unique_fd tdir = os::open_beneath(root_, tparent, O_PATH | O_DIRECTORY);
   if (::linkat(tdir.get(), tname.c_str(), dirfd, name.c_str(), 0) != 0) throw_errno("link", rel);
   if (S_ISREG(it->second)) {
-    auto [g, fresh] = group_of_.try_emplace(target, b_.links().size());
-    if (fresh) b_.links().push_back({target});
-    b_.links()[g->second].push_back(rel);
+    auto [g, fresh] = group_of_.try_emplace(target, links_.size());
+    if (fresh) links_.push_back({target});
+    links_[g->second].push_back(rel);
     group_of_[rel] = g->second;
   }
   nondirs_[rel] = it->second;
@@ -358,13 +358,13 @@ ArchivePtr open_reader(int in_fd, const std::string& label) {
 
 }  // namespace
 
-ImportStats import_archive(int in_fd, const std::string& label, TemplateBuilder& builder, const ImportLimits& limits,
+ImportStats import_archive(int in_fd, const std::string& label, const ImportTarget& target, const ImportLimits& limits,
                            const os::Progress& progress) {
   ArchivePtr a = open_reader(in_fd, label);
-  Importer importer(a.get(), label, builder, limits);
+  Importer importer(a.get(), label, target, limits);
   struct stat st {};
   importer.show_progress(&progress, ::fstat(in_fd, &st) == 0 && S_ISREG(st.st_mode) ? static_cast<uint64_t>(st.st_size) : 0);
   return importer.run();
 }
 
-}  // namespace vunify::unify
+}  // namespace vunify::archive

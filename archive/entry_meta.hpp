@@ -11,7 +11,7 @@
 
 #include "os/xattrs.hpp"
 
-namespace vunify::unify::archive_detail {
+namespace vunify::archive {
 
 using ArchivePtr = std::unique_ptr<struct archive, int (*)(struct archive*)>;
 
@@ -29,4 +29,4 @@ os::Xattrs entry_xattrs(archive_entry* e);
 // "archive LABEL: entry 'ENTRY': WHY; nothing was imported".
 [[noreturn]] void reject(const std::string& label, const std::string& entry, const std::string& why);
 
-}  // namespace vunify::unify::archive_detail
+}  // namespace vunify::archive

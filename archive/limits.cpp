@@ -1,4 +1,4 @@
-#include "unify/archive_limits.hpp"
+#include "archive/limits.hpp"
 
 #include <fmt/format.h>
 #include <sys/statvfs.h>
@@ -6,10 +6,10 @@
 
 #include <algorithm>
 
+#include "archive/entry_meta.hpp"
 #include "os/error.hpp"
-#include "unify/archive_entry_meta.hpp"
 
-namespace vunify::unify::archive_detail {
+namespace vunify::archive {
 
 ImportBudget::ImportBudget(const ImportLimits& limits, const std::string& label, int pool_fd)
     : lim_(limits), label_(label), pool_fd_(pool_fd) {
@@ -62,4 +62,4 @@ void ImportBudget::check_device(const std::string& entry, const struct stat& st)
            fmt::format("device node {}:{} (only the standard pseudo-devices are imported without --allow-devices)", ma, mi));
 }
 
-}  // namespace vunify::unify::archive_detail
+}  // namespace vunify::archive
