@@ -137,7 +137,13 @@ std::string set_up_root(const Launch& l, int pid1fd, int tree, SocketPair& conso
   while (::waitpid(helper, &status, 0) < 0 && errno == EINTR) {
   }
   if (!error.empty()) return error;
-  if (why.empty() && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) why = "the guest's root could not be set up";
+  if (why.empty() && WIFSIGNALED(status))
+    why = fmt::format("the guest's root could not be set up: its setup helper was killed by signal {} ({}){}",
+                      WTERMSIG(status), ::strsignal(WTERMSIG(status)),
+                      WTERMSIG(status) == SIGKILL ? "; the guest's PID 1 may have ended, which ends its pid namespace" : "");
+  if (why.empty() && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+    why = fmt::format("the guest's root could not be set up (its setup helper exited with status {})",
+                      WIFEXITED(status) ? WEXITSTATUS(status) : -1);
   return why;
 }
 
