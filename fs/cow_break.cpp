@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <atomic>
 #include <cerrno>
 #include <vector>
@@ -133,10 +134,22 @@ unique_fd break_group(ViewState& vs, Node& node) {
   return copy;
 }
 
+// Test hook (tests only, never set in production): with VUNIFY_TEST_BREAK_DELAY_MS=N in the
+// daemon's environment every copy-on-write break first sleeps N ms, so a test can prove that a
+// slow request does not hold up the others (fs/serve_loop.hpp).
+void test_break_delay() {
+  static const long delay_ms = [] {
+    const char* env = std::getenv("VUNIFY_TEST_BREAK_DELAY_MS");
+    return env ? std::strtol(env, nullptr, 10) : 0L;
+  }();
+  if (delay_ms > 0) ::usleep(static_cast<useconds_t>(delay_ms) * 1000);
+}
+
 }  // namespace
 
 int break_shared_locked(ViewState& vs, Node& node, off_t keep_bytes) {
   if (!node.shared.load()) return 0;
+  test_break_delay();
   try {
     unique_fd copy = node.group ? break_group(vs, node) : break_path(vs, node, keep_bytes);
     unique_fd path_fd(::open(proc_path(copy.get()).c_str(), O_PATH | O_CLOEXEC));

@@ -8,10 +8,18 @@
 
 namespace vunify::fs::wire {
 
-constexpr uint32_t kOpSetxattr = 21;
-constexpr uint32_t kOpInit = 26;
-constexpr uint32_t kOpCreate = 35;
-constexpr uint32_t kOpTmpfile = 51;  // 7.37: same request and reply layout as CREATE
+enum Opcode : uint32_t {
+  kOpLookup = 1, kOpForget = 2, kOpGetattr = 3, kOpSetattr = 4, kOpReadlink = 5, kOpSymlink = 6,
+  kOpMknod = 8, kOpMkdir = 9, kOpUnlink = 10, kOpRmdir = 11, kOpRename = 12, kOpLink = 13, kOpOpen = 14,
+  kOpRead = 15, kOpWrite = 16, kOpStatfs = 17, kOpRelease = 18, kOpFsync = 20, kOpSetxattr = 21,
+  kOpGetxattr = 22, kOpListxattr = 23, kOpRemovexattr = 24, kOpFlush = 25, kOpInit = 26, kOpOpendir = 27,
+  kOpReaddir = 28, kOpReleasedir = 29, kOpFsyncdir = 30, kOpGetlk = 31, kOpSetlk = 32, kOpSetlkw = 33,
+  kOpAccess = 34, kOpCreate = 35, kOpInterrupt = 36, kOpBmap = 37, kOpDestroy = 38, kOpIoctl = 39,
+  kOpPoll = 40, kOpNotifyReply = 41, kOpBatchForget = 42, kOpFallocate = 43, kOpReaddirplus = 44,
+  kOpRename2 = 45, kOpLseek = 46, kOpCopyFileRange = 47, kOpSyncfs = 50,
+  kOpTmpfile = 51,  // 7.37: same request and reply layout as CREATE
+  kOpStatx = 52,
+};
 
 constexpr uint32_t kInitSetxattrExt = 1u << 29;         // FUSE_SETXATTR_EXT (7.33)
 constexpr uint32_t kInitExt = 1u << 30;                 // flags2 is valid
@@ -25,6 +33,29 @@ struct InHeader {
   uint64_t unique, nodeid;
   uint32_t uid, gid, pid;
   uint16_t total_extlen, padding;
+};
+// The start of some requests' arguments (what follows the InHeader).
+struct SetattrIn {
+  uint32_t valid, padding;
+  uint64_t fh, size;
+};
+constexpr uint32_t kFattrSize = 1u << 3;
+struct OpenIn {
+  uint32_t flags, open_flags;
+};
+struct LinkIn {
+  uint64_t old_nodeid;  // then the new name
+};
+struct RenameIn {
+  uint64_t new_dir;  // then the old and the new name
+};
+struct Rename2In {
+  uint64_t new_dir;
+  uint32_t flags, padding;  // then the old and the new name
+};
+struct ReadIn {  // READ, READDIR, READDIRPLUS
+  uint64_t fh, offset;
+  uint32_t size;
 };
 struct OutHeader {
   uint32_t len;

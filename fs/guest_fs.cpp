@@ -13,6 +13,8 @@
 #include "fs/view_state.hpp"
 #include "fs/creds.hpp"
 #include "fs/ops.hpp"
+#include "fs/request_cost.hpp"
+#include "fs/serve_loop.hpp"
 #include "os/cpu_list.hpp"
 #include "os/error.hpp"
 
@@ -88,14 +90,6 @@ void mount_view(const ViewConfig& config, int dev_fd) {
     throw_errno("mount the view at", config.mountpoint);
 }
 
-int run_loop(fuse_session* se, int threads) {
-  fuse_loop_config* cfg = fuse_loop_cfg_create();
-  fuse_loop_cfg_set_max_threads(cfg, threads);  // idle threads are kept (no create/exit churn)
-  int rc = fuse_session_loop_mt(se, cfg);
-  fuse_loop_cfg_destroy(cfg);
-  return rc;
-}
-
 }  // namespace
 
 int serve_view(const ViewConfig& config, const std::function<void(const std::string&)>& ready_arg) {
@@ -142,8 +136,8 @@ int serve_view(const ViewConfig& config, const std::function<void(const std::str
              config.guest.c_str(), config.mountpoint.c_str(), config.passthrough ? "wanted" : "off", vs.groups.live_groups(),
              config.threads, cpus.c_str());
     ready("");
-    int rc = run_loop(se.get(), config.threads);
-    if (rc > 0) rc = 0;  // ended by a signal (its number): a normal stop
+    int rc = serve_requests(se.get(), config.threads,
+                            [&vs](const void* request, size_t len) { return request_may_be_slow(vs, request, len); });
     fuse_remove_signal_handlers(se.get());
     if (!vs.protocol.kernel_gone.load()) ::umount2(config.mountpoint.c_str(), MNT_DETACH);
     fuse_log(FUSE_LOG_INFO, "vunify: guest %s unmounted (status %d); %s\n", config.guest.c_str(), rc,
