@@ -4,17 +4,18 @@
 //   [view]
 //   cpus = "0"    # the view daemon's threads run only on these CPUs (default: wherever the
 //                 # scheduler puts them); `vunify mount --cpus LIST` overrides it
-//   threads = 1   # worker threads serving requests (1..64, default 8); `--threads N` overrides it
+//   threads = 1   # threads serving requests at most (1..64, default 8); `--threads N` overrides it
 //
 // Why pin: each FUSE request and its reply wake a thread; when the daemon and the guest's
 // process sit on different CPUs every wake-up is an inter-processor interrupt, which on a
 // paravirtualized VM also wakes a halted vCPU through the hypervisor (bench/README.md, "The
 // churn measurement made repeatable"). On the daemon's CPU the scheduler pulls a guest process
 // that waits for it onto the same CPU, so a guest that creates many small files runs faster;
-// the cost is that all of the guest's file requests are served on those CPUs. One worker thread
-// saves a wake-up per request (the kernel hands each request to the reader that has waited
-// longest, so several workers take turns), but serves one request at a time: a slow one (a
-// copy-on-write break of a big file, a cold lookup) holds up every other process of the guest.
+// the cost is that all of the guest's file requests are served on those CPUs. Threads: one
+// thread reads and serves fast requests and hands the reading over only before a slow one
+// (fs/serve_loop.hpp), so the number bounds how many slow requests are served at once; with 1
+// a slow one (a copy-on-write break of a big file, an fsync) holds up every other process of
+// the guest.
 #pragma once
 #include <set>
 #include <string>
