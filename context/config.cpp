@@ -12,6 +12,7 @@
 #include <toml++/toml.h>
 
 #include "os/error.hpp"
+#include "unify/toml_config.hpp"
 
 namespace vunify::context {
 
@@ -108,17 +109,6 @@ void apply_network_key(NetworkConfig& n, const std::string& key, const toml::nod
   }
 }
 
-template <typename Apply>
-void read_table(const toml::table& doc, const std::string& path, const char* name, Apply apply) {
-  const toml::node* table = doc.get(name);
-  if (!table) return;
-  if (!table->is_table()) throw UserError(fmt::format("{}: [{}] must be a table", path, name));
-  for (const auto& [key, value] : *table->as_table()) {
-    std::string k(key.str());
-    apply(k, value, fmt::format("{}: [{}] {}", path, name, k));
-  }
-}
-
 }  // namespace
 
 int parse_signal(const std::string& text) {
@@ -158,17 +148,13 @@ SecurityProfile ContextConfig::profile() const {
 ContextConfig load_config(const std::string& pool_root, const std::string& guest) {
   ContextConfig c;
   std::string path = pool_root + "/etc/" + guest + ".toml";
-  if (::access(path.c_str(), F_OK) != 0) return c;
-  toml::table doc;
-  try {
-    doc = toml::parse_file(path);
-  } catch (const toml::parse_error& e) {
-    throw UserError(fmt::format("{}: {} (line {})", path, e.description(), e.source().begin.line));
-  }
-  read_table(doc, path, "context", [&](const std::string& k, const toml::node& v, const std::string& where) {
+  auto parsed = unify::parse_toml_file(path);
+  if (!parsed) return c;
+  const toml::table& doc = *parsed;
+  unify::for_each_key(doc, path, "context", [&](const std::string& k, const toml::node& v, const std::string& where) {
     apply_key(c, k, v, where);
   });
-  read_table(doc, path, "network", [&](const std::string& k, const toml::node& v, const std::string& where) {
+  unify::for_each_key(doc, path, "network", [&](const std::string& k, const toml::node& v, const std::string& where) {
     apply_network_key(c.network, k, v, where);
   });
   check_network(c.network, path + ": [network]");

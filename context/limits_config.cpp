@@ -11,20 +11,13 @@
 #include "os/error.hpp"
 #include "os/files.hpp"
 #include "os/unique_fd.hpp"
+#include "unify/toml_config.hpp"
 
 namespace vunify::context {
 
 namespace {
 
 using os::UserError;
-
-toml::table parse_toml(const std::string& text, const std::string& path) {
-  try {
-    return toml::parse(text, path);
-  } catch (const toml::parse_error& e) {
-    throw UserError(fmt::format("{}: {} (line {})", path, e.description(), e.source().begin.line));
-  }
-}
 
 // A TOML value as the text a limit's parser takes.
 std::string value_text(const toml::node& node, const std::string& where) {
@@ -87,7 +80,7 @@ std::string config_path(const std::string& pool_root, const std::string& guest) 
   return pool_root + "/etc/" + guest + ".toml";
 }
 
-Limits parse_limits(const std::string& text, const std::string& path) { return limits_of(parse_toml(text, path), path); }
+Limits parse_limits(const std::string& text, const std::string& path) { return limits_of(unify::parse_toml(text, path), path); }
 
 Limits load_limits(const std::string& pool_root, const std::string& guest) {
   std::string path = config_path(pool_root, guest);
@@ -120,7 +113,7 @@ std::string replace_limits(const std::string& text, const Limits& limits, const 
     if (!out.empty() && !out.ends_with("\n\n")) out += "\n";  // a blank line before the table
     out += block;
   }
-  toml::table before = parse_toml(text, path), after = parse_toml(out, path);
+  toml::table before = unify::parse_toml(text, path), after = unify::parse_toml(out, path);
   before.erase("limits");
   Limits back = limits_of(after, path);
   after.erase("limits");

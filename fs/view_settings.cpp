@@ -1,12 +1,9 @@
 #include "fs/view_settings.hpp"
 
 #include <fmt/format.h>
-#include <unistd.h>
-
-#include <toml++/toml.h>
-
 #include "os/cpu_list.hpp"
 #include "os/error.hpp"
+#include "unify/toml_config.hpp"
 
 namespace vunify::fs {
 
@@ -31,28 +28,19 @@ int view_threads(const std::string& text, const std::string& where) {
 
 ViewSettings load_view_settings(const std::string& path) {
   ViewSettings s;
-  if (::access(path.c_str(), F_OK) != 0) return s;
-  toml::table doc;
-  try {
-    doc = toml::parse_file(path);
-  } catch (const toml::parse_error& e) {
-    throw os::UserError(fmt::format("{}: {} (line {})", path, e.description(), e.source().begin.line));
-  }
-  const toml::node* table = doc.get("view");
-  if (!table) return s;
-  if (!table->is_table()) throw os::UserError(fmt::format("{}: [view] must be a table", path));
-  for (const auto& [key, value] : *table->as_table()) {
-    std::string where = fmt::format("{}: [view] {}", path, key.str());
-    if (key.str() == "cpus") {
+  auto doc = unify::parse_toml_file(path);
+  if (!doc) return s;
+  unify::for_each_key(*doc, path, "view", [&](const std::string& key, const toml::node& value, const std::string& where) {
+    if (key == "cpus") {
       if (value.type() != toml::node_type::string) throw os::UserError(where + ": expected a CPU list string, e.g. \"0\" or \"0-1\"");
       s.cpus = view_cpus(*value.value<std::string>(), where);
-    } else if (key.str() == "threads") {
+    } else if (key == "threads") {
       if (value.type() != toml::node_type::integer) throw os::UserError(where + ": expected a number, e.g. 1");
       s.threads = view_threads(std::to_string(*value.value<int64_t>()), where);
     } else {
       throw os::UserError(where + ": unknown key (known: cpus, threads)");
     }
-  }
+  });
   return s;
 }
 
