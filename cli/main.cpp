@@ -3,6 +3,7 @@
 
 #include <CLI/CLI.hpp>
 #include <exception>
+#include <filesystem>
 
 #include "cli/commands.hpp"
 #include "os/error.hpp"
@@ -16,7 +17,24 @@ int main(int argc, char** argv) {
                "Unifies identical files of guest trees into a hash-deduplicated store of immutable objects."};
   app.set_version_flag("--version", "vunify 0.1.0");
   app.option_defaults()->always_capture_default();
-  app.add_option("--pool", globals.pool, "Pool directory (env VUNIFY_POOL)")->envname("VUNIFY_POOL");
+  // Absolute from here on: the supervisor, the view's daemon and the holder run with "/" as
+  // their working directory, so a relative pool would name another place for them.
+  app.add_option("--pool", globals.pool, "Pool directory (env VUNIFY_POOL)")
+      ->envname("VUNIFY_POOL")
+      ->transform(CLI::Validator(
+          [](std::string& value) {
+            if (value.empty()) return std::string("the pool's path is empty");
+            std::error_code ec;
+            auto absolute = std::filesystem::absolute(value, ec);
+            if (ec) return fmt::format("cannot make {} an absolute path: {}", value, ec.message());
+            // "." parts go; ".." parts stay (after a symlink, dropping one would name another place)
+            bool dotdot = false;
+            for (const auto& part : absolute) dotdot |= part == "..";
+            value = (dotdot ? absolute : absolute.lexically_normal()).string();
+            if (value.size() > 1 && value.back() == '/') value.pop_back();
+            return std::string();
+          },
+          "DIR"));
   app.require_subcommand(1);
   app.fallthrough();
   cli::add_init_command(app, globals);

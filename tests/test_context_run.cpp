@@ -120,6 +120,33 @@ TEST_CASE("context: a garbled state file from before this boot is no context, a 
   CHECK(!g.state());
 }
 
+TEST_CASE("context: a relative --pool or VUNIFY_POOL names the same pool for start, exec, status and stop", "[context][cli]") {
+  VUNIFY_REQUIRE_CONTEXT();
+  ContextGuest g("relpool");
+  // the supervisor and the holder work from "/": the CLI makes the pool absolute first
+  auto slash = g.pool.rfind('/');
+  std::string parent = g.pool.substr(0, slash), base = g.pool.substr(slash + 1);
+  auto in_parent = [&](const std::string& args) {
+    return run("cd '" + parent + "' && " + std::string(VUNIFY_BIN) + " --pool ./" + base + "/ " + args);
+  };
+  auto r = in_parent("start " + g.name + " -- /bin/sleep 1000");
+  INFO(r.out);
+  REQUIRE(r.status == 0);
+  REQUIRE(g.state());
+  r = in_parent("exec " + g.name + " -- /bin/sh -c 'echo in $(hostname)'");
+  CHECK(r.status == 0);
+  CHECK(r.out == "in " + g.name + "\n");
+  r = run("cd '" + parent + "' && VUNIFY_POOL=" + base + " " + std::string(VUNIFY_BIN) + " status " + g.name);
+  CHECK(r.status == 0);
+  CHECK(r.out.find("running") != std::string::npos);
+  r = in_parent("stop " + g.name);
+  CHECK(r.status == 0);
+  CHECK(!g.state());
+  r = vunify("", "status " + g.name);
+  CHECK(r.status == 2);
+  CHECK(r.out.find("empty") != std::string::npos);
+}
+
 TEST_CASE("context: stop kills a guest that ignores its stop signal after the timeout", "[context]") {
   VUNIFY_REQUIRE_CONTEXT();
   ContextGuest g("stubborn");
