@@ -5,6 +5,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <nlohmann/json.hpp>
@@ -57,7 +58,14 @@ void send_message(int sock, char type, const std::string& data, const std::vecto
 }
 
 std::optional<HolderMessage> recv_message(int sock) {
-  std::string buf(kMaxMessage, '\0');
+  // The message's size first (a peek with MSG_TRUNC returns the whole datagram's length), so
+  // the buffer is as long as the message: a 256 KiB one for every message cost each side
+  // 64 page faults and a memset on every start and exec.
+  ssize_t size;
+  do size = ::recv(sock, nullptr, 0, MSG_PEEK | MSG_TRUNC);
+  while (size < 0 && errno == EINTR);
+  if (size < 0) os::throw_errno("receive a message from", "the guest's holder");
+  std::string buf(static_cast<size_t>(std::clamp<ssize_t>(size, 1, static_cast<ssize_t>(kMaxMessage))), '\0');
   iovec iov{buf.data(), buf.size()};
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)] = {};
   msghdr msg{};
