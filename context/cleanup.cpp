@@ -14,13 +14,17 @@ namespace vunify::context {
 
 bool cleanup(const std::string& pool, const std::string& guest, const RunState& state) {
   GuestCgroups cgroups(state.cgroups);
-  for (int i = 0; i < 500 && !cgroups.pids().empty(); ++i) {  // up to ~10 s
-    cgroups.kill_all();
-    ::usleep(20000);
+  // Usually PID 1 took every process with it: the cgroups go at the first try. Only when one
+  // stays busy is what is left in them looked for and killed.
+  bool cgroups_gone = cgroups.remove();
+  if (!cgroups_gone) {
+    for (int i = 0; i < 500 && !cgroups.pids().empty(); ++i) {  // up to ~10 s
+      cgroups.kill_all();
+      ::usleep(20000);
+    }
   }
   bool removed = teardown_network(state.network);
-  bool cgroups_gone = false;
-  for (int i = 0; i < 100 && !(cgroups_gone = cgroups.remove()); ++i) ::usleep(20000);
+  for (int i = 0; i < 100 && !cgroups_gone && !(cgroups_gone = cgroups.remove()); ++i) ::usleep(20000);
   // The view daemon back where it was before it is unmounted (or stays mounted), then its cgroup.
   removed = release_view(state.view) && cgroups_gone && removed;
   if (state.mounted_view) {
