@@ -42,6 +42,7 @@ void add_start_stop(CLI::App& app, Globals& g) {
     need_one(*a, "start");
     if (a->all) return context::start_all(g.pool);
     context::start(g.pool, a->name, command_of(a->command));
+    exit_at_once(0);
   });
 
   auto* stop = app.add_subcommand("stop", "Stop a guest: its stop signal, then SIGKILL of its cgroup after the timeout");
@@ -76,7 +77,7 @@ void add_exec_enter(CLI::App& app, Globals& g) {
   exec->callback([&g, a] {
     a->exec.command = command_of(a->exec.command);
     if (a->exec.command.empty()) throw os::UserError("exec: give the command after --");
-    throw ExitStatus{context::exec(g.pool, a->name, a->exec)};
+    exit_at_once(context::exec(g.pool, a->name, a->exec));
   });
 
   auto* enter = app.add_subcommand("enter", "A login shell in a running guest (exec -t of root's shell)");
@@ -84,7 +85,7 @@ void add_exec_enter(CLI::App& app, Globals& g) {
   enter->callback([&g, a] {
     context::ExecOptions o;
     o.tty = true;
-    throw ExitStatus{context::exec(g.pool, a->name, o)};
+    exit_at_once(context::exec(g.pool, a->name, o));
   });
 }
 

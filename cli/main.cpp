@@ -34,17 +34,16 @@ int main(int argc, char** argv) {
             if (value.size() > 1 && value.back() == '/') value.pop_back();
             return std::string();
           },
-          "DIR"));
+          ""))
+      ->type_name("DIR");
   app.require_subcommand(1);
   app.fallthrough();
-  cli::add_init_command(app, globals);
-  cli::add_guest_commands(app, globals);
-  cli::add_unify_command(app, globals);
-  cli::add_store_commands(app, globals);
-  cli::add_mount_commands(app, globals);
-  cli::add_template_commands(app, globals);
-  cli::add_context_commands(app, globals);
-  cli::add_limits_command(app, globals);
+  std::string word = cli::subcommand_word(argc, argv);
+  if (!word.empty() && !cli::is_command(word)) {
+    fmt::print(stderr, "vunify: unknown command '{}' (vunify --help lists them)\n", word);
+    return 2;
+  }
+  cli::add_commands(app, globals, word);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -2,7 +2,9 @@
 #include <sys/mount.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
+#include <sstream>
 
 #include "tests/helpers.hpp"
 
@@ -95,6 +97,40 @@ TEST_CASE("bad names, bad paths and bad arguments are refused clearly", "[cli]")
   CHECK(test::vunify(pool, "guest rm g").status == 0);
   CHECK(::access((pool + "/backing/g").c_str(), F_OK) != 0);
   CHECK(test::vunify(pool, "--help").status == 0);
+}
+
+// The CLI registers only the group of subcommands a command line names (cli/commands.cpp): each
+// subcommand in the help, and each of `guest` and `template`, must still be found on its own.
+TEST_CASE("every subcommand in --help answers its own --help", "[cli]") {
+  auto subcommands = [](const std::string& help) {
+    std::vector<std::string> out;
+    auto at = help.find("Subcommands:\n");
+    REQUIRE(at != std::string::npos);
+    std::istringstream lines(help.substr(at + 13));
+    for (std::string line; std::getline(lines, line);)
+      if (line.size() > 2 && line[0] == ' ' && line[2] != ' ') out.push_back(line.substr(2, line.find(' ', 2) - 2));
+    return out;
+  };
+  std::vector<std::string> words;
+  for (const auto& top : subcommands(test::vunify("/nonexistent", "--help").out)) {
+    words.push_back(top);
+    if (top == "guest" || top == "template")
+      for (const auto& sub : subcommands(test::vunify("/nonexistent", top + " --help").out)) words.push_back(top + " " + sub);
+  }
+  CHECK(words.size() >= 30);
+  for (const auto& w : {"guest create", "guest clone", "template import", "start", "exec", "set"})
+    CHECK(std::find(words.begin(), words.end(), w) != words.end());
+  for (const auto& w : words) {
+    test::CmdResult r = test::vunify("/nonexistent", w + " --help");
+    INFO(w << ": " << r.out);
+    CHECK(r.status == 0);
+    CHECK(contains(r.out, "vunify " + w + " [OPTIONS]"));
+  }
+  // --pool before the word, and an unknown word, still parse as before
+  CHECK(test::run(std::string(VUNIFY_BIN) + " --pool=/elsewhere status --help").status == 0);
+  test::CmdResult typo = test::vunify("/nonexistent", "strat g");
+  CHECK(typo.status == 2);
+  CHECK(contains(typo.out, "unknown command 'strat'"));
 }
 
 TEST_CASE("guest add copies every file type and all metadata", "[cli][guest]") {
