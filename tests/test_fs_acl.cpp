@@ -101,6 +101,16 @@ struct AclPool : ViewPool {
     auto r = cli(pool, "unify --all");
     if (r.status != 0) throw std::runtime_error("unify: " + r.out);
   }
+  // `shared` with ACL user:1000:r-- in every guest and `own` with the same ACL in g1 only, then
+  // unified: `shared` is one store object, `own` stays private.
+  void shared_and_own(const std::string& shared, const std::string& shared_content, const std::string& own,
+                      const std::string& own_content) {
+    acl_file(shared, shared_content);
+    write_file(backing("g1", own), own_content, 0640, 0, 0);
+    if (!setfacl("-m u:1000:r", backing("g1", own))) throw std::runtime_error("setfacl " + own);
+    unify();
+    if (!same_inode(backing("g1", shared), backing("g2", shared))) throw std::runtime_error(shared + " was not unified");
+  }
 };
 
 }  // namespace
@@ -111,11 +121,7 @@ TEST_CASE("a named-user ACL is enforced through the view, for private and shared
   bool passthrough = GENERATE(true, false);
   INFO("passthrough " << passthrough);
   AclPool v(2);
-  v.acl_file("srv/shared-secret", "same in both guests\n");
-  write_file(v.backing("g1", "srv/own-secret"), "only g1\n", 0640, 0, 0);
-  REQUIRE(setfacl("-m u:1000:r", v.backing("g1", "srv/own-secret")));
-  v.unify();
-  REQUIRE(same_inode(v.backing("g1", "srv/shared-secret"), v.backing("g2", "srv/shared-secret")));
+  v.shared_and_own("srv/shared-secret", "same in both guests\n", "srv/own-secret", "only g1\n");
   // the backing filesystem's own answer, for reference (the pool itself is closed to users)
   write_file(v.tmp / "ref/secret", "ref\n", 0640, 0, 0);
   REQUIRE(::chmod((v.tmp / "ref").c_str(), 0755) == 0);
@@ -331,11 +337,7 @@ TEST_CASE("chmod through the view updates the ACL mask, private or shared", "[fs
   bool passthrough = GENERATE(true, false);
   INFO("passthrough " << passthrough);
   AclPool v(2);
-  v.acl_file("srv/shared", "same\n");
-  write_file(v.backing("g1", "srv/own"), "own\n", 0640, 0, 0);
-  REQUIRE(setfacl("-m u:1000:r", v.backing("g1", "srv/own")));
-  v.unify();
-  REQUIRE(same_inode(v.backing("g1", "srv/shared"), v.backing("g2", "srv/shared")));
+  v.shared_and_own("srv/shared", "same\n", "srv/own", "own\n");
   v.mount_all(passthrough);
   Snapshot store_before = store_snapshot(v.pool);
   for (const std::string rel : {"srv/own", "srv/shared"}) {
